@@ -1,0 +1,247 @@
+"""The TOFU task family (Maini et al., 2024, "TOFU: A Task of Fictitious Unlearning for LLMs").
+
+``tofu/forget01|05|10``: the real benchmark. Data from the hub (``locuslab/TOFU``) or from
+``--data-dir`` holding the same files; target and oracle from ``--model`` / ``--oracle``
+(hub ids or ``save_pretrained`` folders).
+
+``tofu-synth/forget01|05|10``: a world this package builds offline and deterministically
+(:mod:`unlearnbench.worlds.tofu_synth`): the same splits and fields, a word-level tokenizer
+and tiny Llama models trained here (the target on everything, the oracle on the retain split),
+saved in hub layout under the user cache and loaded back through the very code that loads
+the hub versions.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from unlearnbench.cache import building, cache_root, fingerprint, folder_fingerprint
+from unlearnbench.data import load_splits, write_split
+from unlearnbench.errors import DataError, ModelSourceError
+from unlearnbench.lm import (
+    PromptFormat,
+    QABatches,
+    TinyLlamaConfig,
+    TrainConfig,
+    answer_nll,
+    build_tiny_llama,
+    encode_rows,
+    load_causal_lm,
+    train_loop,
+)
+from unlearnbench.registry import register_task
+from unlearnbench.task import LanguageModelTask, LoadedModel, Recipe, TaskSpec
+
+FAMILY_VERSION = "1"
+FORGET_SPLITS = {"forget01": "retain99", "forget05": "retain95", "forget10": "retain90"}
+HUB_DATASET = "locuslab/TOFU"
+# Published fine-tuned models (open-unlearning); each forget split has its own retain oracle.
+HUB_TARGET = "open-unlearning/tofu_Llama-3.2-1B-Instruct_full"
+HUB_ORACLE = "open-unlearning/tofu_Llama-3.2-1B-Instruct_{retain}"
+QA = ("question", "answer")
+PERTURBED = ("question", "answer", "paraphrased_answer", "perturbed_answer")
+EVAL_FIELDS = ("question", "answer", "perturbed_answer")
+
+
+def tofu_schema(forget: str) -> dict[str, tuple[str, ...]]:
+    """Split -> required fields, for one forget split."""
+    pct = forget.removeprefix("forget")
+    return {
+        forget: QA,
+        FORGET_SPLITS[forget]: QA,
+        f"holdout{pct}": QA,
+        f"{forget}_perturbed": PERTURBED,
+        "retain_perturbed": PERTURBED,
+        "real_authors_perturbed": EVAL_FIELDS,
+        "world_facts_perturbed": EVAL_FIELDS,
+    }
+
+
+def _roles(forget: str, splits: dict) -> dict:
+    pct = forget.removeprefix("forget")
+    return {
+        "forget": splits[forget],
+        "retain": splits[FORGET_SPLITS[forget]],
+        "holdout": splits[f"holdout{pct}"],
+        "forget_eval": splits[f"{forget}_perturbed"],
+        "retain_eval": splits["retain_perturbed"],
+        "real_authors_eval": splits["real_authors_perturbed"],
+        "world_facts_eval": splits["world_facts_perturbed"],
+    }
+
+
+def _offline() -> bool:
+    return any(os.environ.get(v, "") not in ("", "0") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+
+
+def _hub_snapshot(repo_id: str, patterns: list[str]) -> Path:
+    """Download (or find in the hub cache) a dataset repository; the files are then read by
+    the same loader as a local ``--data-dir``."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, repo_type="dataset", allow_patterns=patterns))
+    except Exception as exc:  # offline, unreachable, gated: all mean the same to the user
+        raise DataError(
+            f"Could not fetch dataset {repo_id!r} from the Hugging Face hub ({type(exc).__name__}). "
+            "Download it once where the hub is reachable and pass the folder with --data-dir, "
+            "or run the offline synthetic variant (tofu-synth/...)."
+        ) from None
+
+
+def _model_source(source: str) -> LoadedModel:
+    hint = "Pass a local folder saved with save_pretrained, or check the hub id and your network."
+    model, tokenizer = load_causal_lm(source, offline_hint=hint)
+    path = Path(source.removeprefix("hub:")).expanduser()
+    fp = folder_fingerprint(path) if path.is_dir() else fingerprint({"hub": source})
+    return LoadedModel(model, tokenizer, source, fp)
+
+
+# ------------------------------------------------------------------------------ real TOFU
+
+
+def make_tofu_task(forget: str, *, data_dir: str | None = None, model: str | None = None,
+                   oracle: str | None = None, **_) -> LanguageModelTask:
+    schema = tofu_schema(forget)
+    if data_dir is None:
+        folder = _hub_snapshot(HUB_DATASET, [f"{s}.json" for s in schema])
+    else:
+        folder = Path(data_dir)
+    splits = load_splits(folder, schema, layout_name="TOFU")
+    target_src = model or f"hub:{HUB_TARGET}"
+    oracle_src = oracle or f"hub:{HUB_ORACLE.format(retain=FORGET_SPLITS[forget])}"
+    spec = TaskSpec(f"tofu/{forget}", "tofu", FAMILY_VERSION, (("forget_split", forget),))
+    data_fp = fingerprint({s: ds._fingerprint for s, ds in splits.items()})
+    return LanguageModelTask(
+        spec=spec,
+        splits=_roles(forget, splits),
+        prompt_format=PromptFormat(template="[INST] {question} [/INST]", answer_prefix=" "),
+        suite="tofu",
+        load_target=lambda: _model_source(target_src),
+        load_oracle=lambda: _model_source(oracle_src),
+        recipe=None,
+        data_fingerprint=data_fp,
+        extra={"target_source": target_src, "oracle_source": oracle_src},
+    )
+
+
+# ------------------------------------------------------------------------- synthetic TOFU
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Everything that defines a synthetic world and its models (the cache key)."""
+
+    n_authors: int = 100
+    n_holdout_authors: int = 10
+    world_seed: int = 0
+    model: TinyLlamaConfig = TinyLlamaConfig()
+    train: TrainConfig = TrainConfig(lr=3e-3, epochs=20, batch_size=32, warmup_fraction=0.05)
+    target_seed: int = 0
+    oracle_seed: int = 1000  # the oracle is seeded apart from any run seed a user is likely to pick
+
+
+SYNTH_FORMAT = PromptFormat(template="Question: {question}\nAnswer:", answer_prefix=" ")
+
+
+def _synth_recipe(config: SynthConfig, tokenizer, extra_rows, quiet: bool):
+    """Train a tiny Llama from scratch on QA rows plus the world's background knowledge."""
+
+    def train(rows, seed: int, quiet: bool = quiet, description: str = "training"):
+        all_rows = list(rows) + list(extra_rows)
+        encoded = encode_rows(tokenizer, SYNTH_FORMAT, all_rows)
+        batches = QABatches(encoded, config.train.batch_size, tokenizer.pad_token_id, seed=seed)
+        model = build_tiny_llama(len(tokenizer), tokenizer, config.model, seed)
+        n_steps = config.train.epochs * len(batches)
+        train_loop(model, batches.forever(), n_steps, answer_nll, config.train, description=description, quiet=quiet)
+        return model
+
+    return train
+
+
+def synth_world_dir(config: SynthConfig) -> Path:
+    from unlearnbench.worlds import tofu_synth
+
+    key = {"world_version": tofu_synth.WORLD_VERSION, "family": FAMILY_VERSION, "config": asdict(config)}
+    return cache_root() / "tofu-synth" / fingerprint(key)
+
+
+def ensure_synth_world(config: SynthConfig, forget: str, *, quiet: bool = False) -> Path:
+    """Build (once) the data, tokenizer, target and the oracle for ``forget``, in hub layout."""
+    from unlearnbench.worlds import tofu_synth
+
+    root = synth_world_dir(config)
+    data = root / "data"
+    if not data.exists():
+        world = tofu_synth.generate_world(
+            tofu_synth.WorldConfig(n_authors=config.n_authors, n_holdout_authors=config.n_holdout_authors, seed=config.world_seed)
+        )
+        with building(data) as tmp:
+            for split, rows in world.items():
+                write_split(tmp, split, rows)
+    tok_dir = root / "tokenizer"
+    if not tok_dir.exists():
+        world = tofu_synth.generate_world(
+            tofu_synth.WorldConfig(n_authors=config.n_authors, n_holdout_authors=config.n_holdout_authors, seed=config.world_seed)
+        )
+        tokenizer = tofu_synth.build_word_tokenizer(tofu_synth.world_texts(world))
+        with building(tok_dir) as tmp:
+            tokenizer.save_pretrained(tmp)
+    for role, split, seed in (("target", "full", config.target_seed), ("oracle-" + forget, FORGET_SPLITS[forget], config.oracle_seed)):
+        out = root / role
+        if out.exists():
+            continue
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(tok_dir)
+        rows = load_splits(data, {split: QA, "pretraining": QA}, layout_name="TOFU")
+        train = _synth_recipe(config, tokenizer, rows["pretraining"], quiet)
+        model = train(rows[split], seed, description=f"training {role} (tofu-synth)")
+        with building(out) as tmp:
+            model.save_pretrained(tmp, safe_serialization=True)
+            tokenizer.save_pretrained(tmp)
+    return root
+
+
+def make_tofu_synth_task(forget: str, *, data_dir: str | None = None, model: str | None = None,
+                         oracle: str | None = None, quiet: bool = False, synth: SynthConfig | None = None,
+                         **_) -> LanguageModelTask:
+    config = synth or SynthConfig()
+    if data_dir is not None:
+        raise DataError("tofu-synth builds its own data; --data-dir is for the real task (tofu/...).")
+    root = ensure_synth_world(config, forget, quiet=quiet)
+    schema = tofu_schema(forget) | {"pretraining": QA}
+    splits = load_splits(root / "data", schema, layout_name="TOFU")
+    target_src = model or str(root / "target")
+    oracle_src = oracle or str(root / f"oracle-{forget}")
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(root / "tokenizer")
+    options = (("forget_split", forget),) + ((("synth", asdict(config)),) if synth else ())
+    return LanguageModelTask(
+        spec=TaskSpec(f"tofu-synth/{forget}", "tofu-synth", FAMILY_VERSION, options),
+        splits=_roles(forget, splits),
+        prompt_format=SYNTH_FORMAT,
+        suite="tofu",
+        load_target=lambda: _model_source(target_src),
+        load_oracle=lambda: _model_source(oracle_src),
+        recipe=Recipe(
+            name="tofu-synth-tiny-llama",
+            train=_synth_recipe(config, tokenizer, splits["pretraining"], quiet),
+            description=f"tiny Llama {config.model}, {config.train}",
+        ),
+        data_fingerprint=root.name,
+        extra={"target_source": target_src, "oracle_source": oracle_src, "world_dir": str(root)},
+    )
+
+
+for _forget in FORGET_SPLITS:
+    register_task(f"tofu/{_forget}", summary=f"TOFU {_forget} (hub locuslab/TOFU or --data-dir)")(
+        lambda _f=_forget, **kw: make_tofu_task(_f, **kw)
+    )
+for _forget in FORGET_SPLITS:
+    register_task(f"tofu-synth/{_forget}", summary=f"synthetic TOFU world, {_forget}, built offline")(
+        lambda _f=_forget, **kw: make_tofu_synth_task(_f, **kw)
+    )

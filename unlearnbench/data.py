@@ -1,0 +1,77 @@
+"""Reading task data laid out like a hub dataset: one ``<split>.json`` (JSON lines or a JSON
+array) or ``<split>.parquet`` per split. Errors name the folder, the split and the field."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from unlearnbench.errors import DataError
+
+
+def _read_rows(path: Path) -> list[dict]:
+    if path.suffix == ".parquet":
+        import pandas as pd
+
+        return pd.read_parquet(path).to_dict("records")
+    text = path.read_text()
+    stripped = text.lstrip()
+    try:
+        if stripped.startswith("["):
+            rows = json.loads(text)
+        else:
+            rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON lines ({exc}). Each line must be one JSON object.") from None
+    if not all(isinstance(r, dict) for r in rows):
+        raise DataError(f"{path}: every row must be a JSON object with named fields.")
+    return rows
+
+
+def split_file(folder: Path, split: str) -> Path | None:
+    for suffix in (".json", ".jsonl", ".parquet"):
+        candidate = folder / f"{split}{suffix}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_splits(folder: Path, schema: Mapping[str, Sequence[str]], *, layout_name: str) -> dict:
+    """Load and validate every split of ``schema`` (split -> required fields) from ``folder``."""
+    from datasets import Dataset
+
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise DataError(f"Data folder {str(folder)!r} does not exist.")
+    missing = [s for s in schema if split_file(folder, s) is None]
+    if missing:
+        raise DataError(
+            f"Data folder {str(folder)!r} is missing split(s) {', '.join(missing)} "
+            f"(expected files like {missing[0]}.json). The {layout_name} layout needs: {', '.join(schema)}."
+        )
+    out = {}
+    for split, fields in schema.items():
+        path = split_file(folder, split)
+        rows = _read_rows(path)
+        if not rows:
+            raise DataError(f"{path}: split {split!r} is empty.")
+        for i, row in enumerate(rows):
+            absent = [f for f in fields if f not in row]
+            if absent:
+                raise DataError(
+                    f"{path}: row {i} of split {split!r} lacks field(s) {', '.join(absent)} "
+                    f"(has: {', '.join(row)}). Every row needs: {', '.join(fields)}."
+                )
+        out[split] = Dataset.from_list(rows)
+    return out
+
+
+def write_split(folder: Path, split: str, rows: Sequence[Mapping]) -> Path:
+    """Write one split as JSON lines, the way TOFU's hub repository stores them."""
+    path = Path(folder) / f"{split}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as fh:
+        for row in rows:
+            fh.write(json.dumps(dict(row), ensure_ascii=False) + "\n")
+    return path

@@ -1,0 +1,273 @@
+"""Language-model plumbing shared by tasks, methods and the scoring engine.
+
+Prompt formatting and QA encoding, padded training batches, the tiny Llama the synthetic
+worlds train, device choice, loading from the hub or a folder, and the one training loop
+every recipe and every LLM method uses (a method is a loss plus hyperparameters).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from unlearnbench.errors import ModelSourceError, TrainingDivergedError
+from unlearnbench.progress import progress_bar
+
+IGNORE_INDEX = -100
+
+
+@dataclass(frozen=True)
+class PromptFormat:
+    """How a question becomes a prompt; the answer follows after ``answer_prefix``."""
+
+    template: str = "Question: {question}\nAnswer:"
+    answer_prefix: str = " "
+
+    def prompt(self, question: str) -> str:
+        return self.template.format(question=question)
+
+
+def encode_prompt(tokenizer, fmt: PromptFormat, question: str) -> list[int]:
+    ids = tokenizer(fmt.prompt(question), add_special_tokens=False)["input_ids"]
+    bos = tokenizer.bos_token_id
+    return ([bos] if bos is not None else []) + list(ids)
+
+
+def encode_answer(tokenizer, fmt: PromptFormat, answer: str) -> list[int]:
+    """Answer ids with the end token: the loss and every score cover the end token too."""
+    ids = tokenizer(fmt.answer_prefix + answer, add_special_tokens=False)["input_ids"]
+    return list(ids) + [tokenizer.eos_token_id]
+
+
+def encode_qa(tokenizer, fmt: PromptFormat, question: str, answer: str) -> tuple[list[int], int]:
+    """(input ids, number of prompt tokens). Prompt and answer are tokenized apart so the
+    answer boundary is exact whatever the tokenizer."""
+    prompt = encode_prompt(tokenizer, fmt, question)
+    return prompt + encode_answer(tokenizer, fmt, answer), len(prompt)
+
+
+def collate(encoded: Sequence[tuple[list[int], int]], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded batch; labels are the answer tokens only (prompt and padding ignored)."""
+    width = max(len(ids) for ids, _ in encoded)
+    input_ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(encoded), width), IGNORE_INDEX, dtype=torch.long)
+    mask = torch.zeros((len(encoded), width), dtype=torch.long)
+    for row, (ids, n_prompt) in enumerate(encoded):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        labels[row, n_prompt : len(ids)] = torch.tensor(ids[n_prompt:])
+        mask[row, : len(ids)] = 1
+    return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
+
+
+class QABatches:
+    """Shuffled mini-batches of encoded QA pairs; the order depends only on ``seed`` and epoch."""
+
+    def __init__(self, encoded: Sequence[tuple[list[int], int]], batch_size: int, pad_id: int, seed: int):
+        if not encoded:
+            raise ValueError("QABatches needs at least one example.")
+        self.encoded, self.batch_size, self.pad_id, self.seed = list(encoded), batch_size, pad_id, seed
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.encoded) / self.batch_size)
+
+    def epoch(self, epoch: int) -> Iterator[dict[str, torch.Tensor]]:
+        order = list(range(len(self.encoded)))
+        random.Random(self.seed * 100_003 + epoch).shuffle(order)
+        for start in range(0, len(order), self.batch_size):
+            yield collate([self.encoded[i] for i in order[start : start + self.batch_size]], self.pad_id)
+
+    def forever(self) -> Iterator[dict[str, torch.Tensor]]:
+        epoch = 0
+        while True:
+            yield from self.epoch(epoch)
+            epoch += 1
+
+
+def encode_rows(tokenizer, fmt: PromptFormat, rows, answer_field: str = "answer") -> list[tuple[list[int], int]]:
+    return [encode_qa(tokenizer, fmt, r["question"], r[answer_field]) for r in rows]
+
+
+# ---------------------------------------------------------------------------- devices & models
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ModelSourceError("--device cuda was asked for but no CUDA device is visible; use --device cpu or auto.")
+    return torch.device(device)
+
+
+def scoring_dtype(device: torch.device) -> torch.dtype:
+    """bf16 on GPUs that support it (scores are accumulated in float32); float32 on CPU."""
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+@contextlib.contextmanager
+def seeded(seed: int):
+    """Seed torch inside the block only; the caller's global RNG state is restored after."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+@dataclass(frozen=True)
+class TinyLlamaConfig:
+    """The tiny Llama the synthetic worlds train (about 0.6M parameters at the defaults)."""
+
+    hidden_size: int = 128
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 4
+    intermediate_size: int = 512
+    max_position_embeddings: int = 256
+
+
+def build_tiny_llama(vocab_size: int, tokenizer, config: TinyLlamaConfig, seed: int):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=config.hidden_size,
+        num_hidden_layers=config.num_hidden_layers,
+        num_attention_heads=config.num_attention_heads,
+        num_key_value_heads=config.num_attention_heads,
+        intermediate_size=config.intermediate_size,
+        max_position_embeddings=config.max_position_embeddings,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    with seeded(seed):
+        return LlamaForCausalLM(cfg)
+
+
+def load_causal_lm(source: str, *, offline_hint: str = "") -> tuple[Any, Any]:
+    """Load (model, tokenizer) from a hub id (``hub:org/name[@rev]`` or ``org/name``) or a folder,
+    through the same ``from_pretrained`` call."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    ref, revision = source.removeprefix("hub:"), None
+    if "@" in ref and not Path(ref).exists():
+        ref, revision = ref.rsplit("@", 1)
+    looks_local = ref.startswith((".", "/", "~")) or Path(ref).expanduser().exists()
+    if looks_local:
+        path = Path(ref).expanduser()
+        if not path.is_dir():
+            raise ModelSourceError(f"Model folder {str(path)!r} does not exist. Pass an existing folder or a hub id.")
+        if not (path / "config.json").exists():
+            raise ModelSourceError(
+                f"Model folder {str(path)!r} has no config.json; it is not a save_pretrained folder."
+            )
+        ref = str(path)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(ref, revision=revision)
+        model = AutoModelForCausalLM.from_pretrained(ref, revision=revision, dtype=torch.float32)
+    except OSError as exc:
+        raise ModelSourceError(
+            f"Could not load model {source!r}: {exc}. {offline_hint}".strip()
+        ) from exc
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def clone_model(model):
+    """A deep copy on the same device (methods never modify the model they are given)."""
+    import copy
+
+    return copy.deepcopy(model)
+
+
+# ---------------------------------------------------------------------------- training loop
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    lr: float = 3e-3
+    epochs: int = 20
+    batch_size: int = 32
+    warmup_fraction: float = 0.05
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.98)
+    grad_clip: float = 1.0
+    schedule: str = "cosine"  # "cosine" | "constant"
+
+
+def _lr_lambda(total: int, warmup: int, schedule: str) -> Callable[[int], float]:
+    def f(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if schedule == "constant":
+            return 1.0
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return f
+
+
+def train_loop(
+    model,
+    steps: Iterator[Any],
+    n_steps: int,
+    loss_fn: Callable[[Any, Any], torch.Tensor],
+    config: TrainConfig,
+    *,
+    description: str,
+    parameters: Sequence[torch.nn.Parameter] | None = None,
+    quiet: bool = False,
+) -> list[float]:
+    """Run ``n_steps`` optimiser steps of ``loss_fn(model, item)`` over ``steps``.
+
+    AdamW with warmup and cosine (or constant) schedule and gradient clipping. A non-finite
+    loss stops training with :class:`TrainingDivergedError` so the run is recorded as failed
+    rather than silently producing a broken model. Returns the loss per step.
+    """
+    params = list(parameters) if parameters is not None else [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
+    warmup = int(round(config.warmup_fraction * n_steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(n_steps, warmup, config.schedule))
+    model.train()
+    losses: list[float] = []
+    with progress_bar(description, total=n_steps, quiet=quiet) as advance:
+        for step, item in zip(range(n_steps), steps):
+            loss = loss_fn(model, item)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                model.eval()
+                raise TrainingDivergedError(description, step, value)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            losses.append(value)
+            advance(1, loss=value)
+    model.eval()
+    return losses
+
+
+def sequence_logprobs(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum of answer-token log-probs, number of answer tokens) per row, teacher forced."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    labels = batch["labels"][:, 1:]
+    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+    mask = labels != IGNORE_INDEX
+    token_logp = logp.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1) * mask
+    return token_logp.sum(-1), mask.sum(-1)
+
+
+def answer_nll(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Mean cross-entropy over all answer tokens of the batch (the usual LM loss)."""
+    total, count = sequence_logprobs(model, batch)
+    return -total.sum() / count.sum().clamp(min=1)

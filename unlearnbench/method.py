@@ -1,0 +1,154 @@
+"""What a method is, as the runner sees it, and the base for loss-defined LLM methods.
+
+A method turns the target model into an unlearned one. It knows nothing about metrics.
+``unlearn(model, data, params, ctx) -> model``; hyperparameters are a dataclass with types
+and defaults; ``needs`` says which data it uses. For language models, a method is a loss
+over a forget batch (and optionally a retain batch and a frozen reference model) plus
+hyperparameters: subclass :class:`LossMethod` and write ``loss``; the training loop is shared.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from unlearnbench.errors import UnknownNameError, UserError
+from unlearnbench.lm import PromptFormat, QABatches, TrainConfig, clone_model, encode_rows, train_loop
+
+
+@dataclass
+class UnlearnData:
+    forget: Any  # rows (datasets.Dataset or list of dicts) with question, answer
+    retain: Any
+    tokenizer: Any
+    prompt_format: PromptFormat
+
+
+@dataclass
+class RunContext:
+    seed: int
+    device: torch.device
+    quiet: bool = False
+    task_name: str = ""
+    recipe: Any = None  # unlearnbench.task.Recipe or None
+    log: Callable[[str], None] = lambda message: None
+
+
+class Method(abc.ABC):
+    """Base class: subclasses set ``Params`` (a dataclass) and implement ``unlearn``."""
+
+    name: ClassVar[str] = ""
+    needs: ClassVar[tuple[str, ...]] = ("forget",)
+
+    @dataclass(frozen=True)
+    class Params:
+        pass
+
+    @abc.abstractmethod
+    def unlearn(self, model, data: UnlearnData, params, ctx: RunContext):
+        """Return the unlearned model (the runner passes a copy of the target)."""
+
+
+def _convert(value: str, annotation: Any, key: str) -> Any:
+    origin = typing.get_origin(annotation)
+    if annotation is bool:
+        lowered = value.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise UserError(f"Parameter {key}={value!r}: expected true or false.")
+    if origin is typing.Union or origin is getattr(__import__("types"), "UnionType", None):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if value.lower() in ("none", "null"):
+            return None
+        return _convert(value, args[0], key)
+    try:
+        if annotation in (int, float, str):
+            return annotation(value)
+    except ValueError:
+        raise UserError(f"Parameter {key}={value!r}: expected a {annotation.__name__}.") from None
+    return value
+
+
+def parse_params(params_cls: type, raw: dict[str, str]) -> Any:
+    """Typed hyperparameters from ``key=value`` strings; unknown keys list the known ones."""
+    fields = {f.name: f for f in dataclasses.fields(params_cls)}
+    hints = typing.get_type_hints(params_cls)
+    values = {}
+    for key, value in raw.items():
+        if key not in fields:
+            raise UnknownNameError("parameter", key, fields)
+        values[key] = _convert(value, hints[key], key) if isinstance(value, str) else value
+    return params_cls(**values)
+
+
+@dataclass(frozen=True)
+class LLMParams:
+    """Shared hyperparameters of loss-defined LLM methods."""
+
+    lr: float = 1e-3
+    epochs: int = 5
+    batch_size: int = 32
+    warmup_fraction: float = 0.0
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+
+
+class LossMethod(Method):
+    """An LLM method defined by ``loss(model, forget, retain, reference, params)``.
+
+    One optimiser step per forget batch; when the method needs retain data, a retain batch of
+    the same size is drawn alongside each forget batch. ``reference`` is a frozen copy of the
+    model before unlearning (only when ``"reference"`` is in ``needs``).
+    """
+
+    @abc.abstractmethod
+    def loss(self, model, forget: dict, retain: dict | None, reference, params) -> torch.Tensor:
+        """The objective minimised at each step."""
+
+    def forget_batches(self, data: UnlearnData, params, seed: int):
+        """Batches of the forget set; a method that needs more per step (e.g. IdkDPO's
+        alternative answers) returns an object with the same ``forever()``/``len()``."""
+        return QABatches(encode_rows(data.tokenizer, data.prompt_format, data.forget), params.batch_size,
+                         data.tokenizer.pad_token_id, seed=seed)
+
+    def unlearn(self, model, data: UnlearnData, params, ctx: RunContext):
+        pad = data.tokenizer.pad_token_id
+        forget = self.forget_batches(data, params, ctx.seed)
+        retain = None
+        if "retain" in self.needs:
+            retain = QABatches(encode_rows(data.tokenizer, data.prompt_format, data.retain), params.batch_size, pad, seed=ctx.seed + 1)
+        reference = None
+        if "reference" in self.needs:
+            reference = clone_model(model).eval()
+            for p in reference.parameters():
+                p.requires_grad_(False)
+        model = model.to(ctx.device)
+        n_steps = params.epochs * len(forget)
+        retain_iter = retain.forever() if retain is not None else None
+
+        def steps():
+            for batch in forget.forever():
+                yield _to(batch, ctx.device), (_to(next(retain_iter), ctx.device) if retain_iter else None)
+
+        def step_loss(m, item):
+            f, r = item
+            return self.loss(m, f, r, reference, params)
+
+        config = TrainConfig(
+            lr=params.lr, epochs=params.epochs, batch_size=params.batch_size, warmup_fraction=params.warmup_fraction,
+            weight_decay=params.weight_decay, grad_clip=params.grad_clip, schedule="constant",
+        )
+        train_loop(model, steps(), n_steps, step_loss, config, description=f"unlearning ({self.name})", quiet=ctx.quiet)
+        return model
+
+
+def _to(batch: dict, device) -> dict:
+    return {k: _to(v, device) if isinstance(v, dict) else v.to(device) for k, v in batch.items()}

@@ -1,0 +1,45 @@
+"""Progress bars on stderr (rich). Results go to stdout and files, never here."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+_stderr = Console(stderr=True)
+
+
+def stderr_console() -> Console:
+    return _stderr
+
+
+def _quiet_default() -> bool:
+    return os.environ.get("UNLEARNBENCH_QUIET", "") not in ("", "0")
+
+
+@contextlib.contextmanager
+def progress_bar(description: str, total: int, *, quiet: bool = False) -> Iterator[Callable[..., None]]:
+    """Yield ``advance(n=1, **fields)``; a loss field, when given, is shown beside the bar."""
+    if quiet or _quiet_default():
+        yield lambda n=1, **fields: None
+        return
+    columns = [
+        TextColumn("[bold blue]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[extra]}"),
+    ]
+    with Progress(*columns, console=_stderr, transient=not sys.stderr.isatty()) as progress:
+        task = progress.add_task(description, total=total, extra="")
+
+        def advance(n: int = 1, **fields) -> None:
+            extra = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in fields.items())
+            progress.update(task, advance=n, extra=extra)
+
+        yield advance

@@ -1,0 +1,221 @@
+"""The runner: the only place that wires a task, a method and a metric suite together.
+
+task ──► target ──► method.unlearn ──► unlearned ──► suite statistics ──► RunRecord
+  └────► oracle ─────────────────────────────────────► (reference statistics, cached)
+
+A record with status ``running`` is written before any work starts and rewritten at the end
+with ``succeeded``, ``failed`` (diverged training, with the reason) or ``interrupted``, so a
+run that stops half-way still leaves a truthful record.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from unlearnbench import registry
+from unlearnbench.cache import building, cache_root, fingerprint
+from unlearnbench.errors import TrainingDivergedError, UnknownNameError, UserError
+from unlearnbench.method import RunContext, UnlearnData, parse_params
+from unlearnbench.records import RunRecord, make_run_id, provenance, save_record
+
+DEFAULT_TASK = "tofu-synth/forget10"
+DEFAULT_METHOD = "npo"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    task: str = DEFAULT_TASK
+    method: str = DEFAULT_METHOD
+    params: dict[str, str] = field(default_factory=dict)
+    seed: int = 0
+    model: str | None = None
+    oracle: str | None = None
+    data_dir: str | None = None
+    device: str = "auto"
+    out: Path = Path("runs")
+    metrics: tuple[str, ...] = ()  # report only these registered metrics (empty: all)
+    quiet: bool = False
+    task_options: dict[str, Any] = field(default_factory=dict)  # for tests and library users
+
+
+@dataclass
+class RunResult:
+    record: RunRecord
+    run_dir: Path
+    rows: list  # suite MetricRow objects, in display order
+    token_counts: dict[str, Any] = field(default_factory=dict)
+
+
+def load_task(spec: RunSpec):
+    entry = registry.get("task", spec.task)
+    return entry.obj(data_dir=spec.data_dir, model=spec.model, oracle=spec.oracle, quiet=spec.quiet, **spec.task_options)
+
+
+def _reference_stats(suite, task, which: str, loaded, device, quiet: bool, counters: dict) -> dict:
+    """Per-example scores of the original target or the oracle, cached on disk by fingerprint."""
+    from unlearnbench.scoring import ScoringEngine
+    from unlearnbench.suites import SUITE_VERSION
+
+    key = fingerprint({"task": task.fingerprint, "model": loaded.fingerprint, "suite": task.suite, "suite_version": SUITE_VERSION})
+    path = cache_root() / "scores" / f"{key}.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    engine = ScoringEngine(loaded.model, loaded.tokenizer, task.prompt_format, device, quiet=quiet, label=which)
+    per_example = suite["per_example"](suite["statistics"](engine, task.splits))
+    counters[which] = _counts(engine)
+    with building(path.with_suffix(".d")) as tmp:
+        (tmp / "scores.json").write_text(json.dumps(per_example))
+    path.with_suffix(".d").joinpath("scores.json").replace(path)
+    path.with_suffix(".d").rmdir()
+    return per_example
+
+
+def _counts(engine) -> dict[str, Any]:
+    c = engine.counter
+    return {"forwarded": c.forwarded, "unique": c.unique, "by_kind": {k: list(v) for k, v in c.by_kind.items()}}
+
+
+def _select(metrics: dict, ci: dict, wanted: tuple[str, ...], rows) -> tuple[dict, dict, list]:
+    if not wanted:
+        return metrics, ci, rows
+    known = registry.entries("metric")
+    for name in wanted:
+        if name not in known:
+            raise UnknownNameError("metric", name, known)
+    keep = {name for name in metrics for w in wanted if name == w or name.endswith("_" + w) or name.startswith(w + "_")}
+    return ({k: v for k, v in metrics.items() if k in keep}, {k: v for k, v in ci.items() if k in keep},
+            [r for r in rows if r.name in keep])
+
+
+def run(spec: RunSpec) -> RunResult:
+    """Evaluate one (task, method, params, seed). Raises UserError for bad input before any
+    work; returns a result whose record says whether the method succeeded."""
+    from unlearnbench.lm import clone_model, resolve_device
+    from unlearnbench.suites import SUITES
+
+    t_start = time.perf_counter()
+    method_entry = registry.get("method", spec.method)
+    method = method_entry.obj()
+    params = parse_params(method.Params, spec.params)
+    registry.get("task", spec.task)  # fail on an unknown task before building anything
+    if spec.metrics:
+        _select({}, {}, spec.metrics, [])
+    device = resolve_device(spec.device)
+
+    config = {"task": spec.task, "method": spec.method, "params": _params_json(params), "seed": spec.seed,
+              "model": spec.model, "oracle": spec.oracle, "data_dir": spec.data_dir, "task_options": spec.task_options}
+    run_id = make_run_id(config)
+    run_dir = Path(spec.out) / run_id
+    record = RunRecord(
+        run_id=run_id, status="running", task={"name": spec.task}, method={"name": spec.method, "params": _params_json(params)},
+        model={"target": spec.model, "oracle": spec.oracle}, seed=spec.seed, provenance=provenance(config, str(device)),
+    )
+    save_record(run_dir, record)
+    timing: dict[str, float] = {}
+    try:
+        t = time.perf_counter()
+        task = load_task(spec)
+        suite = SUITES[task.suite]
+        record.task = {"name": spec.task, "version": task.spec.version, "fingerprint": task.fingerprint,
+                       "options": task.spec.to_json()["options"], "suite": task.suite}
+        timing["prepare_task_s"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        target = task.load_target()
+        oracle = task.load_oracle()
+        record.model = {"target": target.source, "oracle": oracle.source,
+                        "target_fingerprint": target.fingerprint, "oracle_fingerprint": oracle.fingerprint}
+        timing["load_models_s"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        counters: dict[str, Any] = {}
+        oracle_scores = _reference_stats(suite, task, "oracle", oracle, device, spec.quiet, counters)
+        original_scores = _reference_stats(suite, task, "original", target, device, spec.quiet, counters)
+        original_metrics, _ = suite["aggregate"](original_scores, oracle_scores, seed=spec.seed)
+        oracle_metrics, _ = suite["aggregate"](oracle_scores, oracle_scores, seed=spec.seed)
+        record.reference = {"original": original_metrics, "oracle": oracle_metrics}
+        timing["reference_scores_s"] = time.perf_counter() - t
+        del oracle
+
+        ctx = RunContext(seed=spec.seed, device=device, quiet=spec.quiet, task_name=spec.task, recipe=task.recipe)
+        data = UnlearnData(forget=task.splits["forget"], retain=task.splits["retain"], tokenizer=target.tokenizer,
+                           prompt_format=task.prompt_format)
+        t = time.perf_counter()
+        unlearned = method.unlearn(clone_model(target.model), data, params, ctx)
+        timing["unlearn_s"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        from unlearnbench.scoring import ScoringEngine
+
+        engine = ScoringEngine(unlearned, target.tokenizer, task.prompt_format, device, quiet=spec.quiet, label="unlearned")
+        per_example = suite["per_example"](suite["statistics"](engine, task.splits))
+        counters["unlearned"] = _counts(engine)
+        metrics, ci = suite["aggregate"](per_example, oracle_scores, seed=spec.seed)
+        timing["evaluate_s"] = time.perf_counter() - t
+
+        rows = suite["rows"]()
+        metrics, ci, rows = _select(metrics, ci, spec.metrics, rows)
+        record.metrics, record.ci, record.status = metrics, ci, "succeeded"
+        timing["total_s"] = time.perf_counter() - t_start
+        record.timing = timing
+        save_record(run_dir, record, {"unlearned": per_example, "original": original_scores, "oracle": oracle_scores})
+        return RunResult(record, run_dir, rows, counters)
+    except TrainingDivergedError as exc:
+        record.status, record.error = "failed", str(exc)
+        record.timing = timing | {"total_s": time.perf_counter() - t_start}
+        save_record(run_dir, record)
+        return RunResult(record, run_dir, [], {})
+    except UserError:
+        # bad input found while loading: nothing ran, so no record is left behind
+        (run_dir / "record.json").unlink(missing_ok=True)
+        _rmdir_if_empty(run_dir)
+        raise
+    except KeyboardInterrupt:
+        record.status, record.error = "interrupted", "interrupted by the user (Ctrl-C)"
+        record.timing = timing | {"total_s": time.perf_counter() - t_start}
+        save_record(run_dir, record)
+        raise
+    except Exception as exc:
+        record.status, record.error = "failed", f"{type(exc).__name__}: {exc}"
+        record.timing = timing | {"total_s": time.perf_counter() - t_start}
+        save_record(run_dir, record)
+        raise
+
+
+def _rmdir_if_empty(path: Path) -> None:
+    try:
+        path.rmdir()
+    except OSError:
+        pass
+
+
+def _params_json(params) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(params)
+
+
+def prepare(task_name: str, *, data_dir: str | None = None, model: str | None = None, oracle: str | None = None,
+            device: str = "auto", quiet: bool = False, task_options: dict | None = None) -> dict[str, Any]:
+    """Build and cache what a task needs: data, target, oracle and their reference scores."""
+    from unlearnbench.lm import resolve_device
+    from unlearnbench.suites import SUITES
+
+    spec = RunSpec(task=task_name, data_dir=data_dir, model=model, oracle=oracle, device=device, quiet=quiet,
+                   task_options=task_options or {})
+    t = time.perf_counter()
+    task = load_task(spec)
+    suite = SUITES[task.suite]
+    dev = resolve_device(device)
+    counters: dict[str, Any] = {}
+    oracle_loaded = task.load_oracle()
+    oracle_scores = _reference_stats(suite, task, "oracle", oracle_loaded, dev, quiet, counters)
+    target_loaded = task.load_target()
+    original_scores = _reference_stats(suite, task, "original", target_loaded, dev, quiet, counters)
+    return {"task": task_name, "fingerprint": task.fingerprint, "seconds": time.perf_counter() - t,
+            "original": suite["aggregate"](original_scores, oracle_scores)[0],
+            "oracle": suite["aggregate"](oracle_scores, oracle_scores)[0], "token_counts": counters}

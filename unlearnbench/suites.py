@@ -1,0 +1,152 @@
+"""Metric suites: which statistics a task family needs and how metrics turn them into a record.
+
+A suite has two halves. ``statistics`` asks the scoring engine for everything the suite needs
+in one flattened request (answers, paraphrases and perturbed answers of every split go into the
+same length-sorted batches; one generation pass covers every split) and returns per-example
+arrays. ``aggregate`` is pure: it turns per-example arrays (of the model and of the oracle) into
+the flat metrics of a record, with bootstrap CIs. Because ``aggregate`` needs no model, the
+leaderboard can recompute every number from the per-example scores stored beside a record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from unlearnbench.metrics import behavior
+from unlearnbench.metrics.stats import bootstrap_ci
+
+SUITE_VERSION = "1"
+EVAL_ROLES = {"forget": "forget_eval", "retain": "retain_eval", "real_authors": "real_authors_eval", "world_facts": "world_facts_eval"}
+HAS_PARAPHRASE = ("forget", "retain")  # on these, "correct" is the paraphrased answer (TOFU)
+MAX_NEW_TOKENS = 200
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    name: str
+    direction: str  # "higher" | "lower" | "oracle" (closest to the oracle is best)
+    lens: str
+    description: str
+
+
+def tofu_rows() -> list[MetricRow]:
+    rows = [
+        MetricRow("forget_quality", "higher", "behavior", "KS-test p-value of forget truth ratios vs the oracle's"),
+        MetricRow("model_utility", "higher", "utility", "harmonic mean of probability, ROUGE-L and truth ratio on retain, real authors, world facts"),
+    ]
+    for split in EVAL_ROLES:
+        lens, direction = ("behavior", "lower") if split == "forget" else ("utility", "higher")
+        rows += [
+            MetricRow(f"{split}_probability", direction, lens, "P(answer|question)" + (" normalised over options" if split not in HAS_PARAPHRASE else "")),
+            MetricRow(f"{split}_rouge_l_recall", direction, lens, "ROUGE-L recall of the greedy answer"),
+            MetricRow(f"{split}_truth_ratio", "higher" if split == "forget" else "higher", lens,
+                      "mean min(tr, 1/tr)" if split == "forget" else "mean max(0, 1 - tr)"),
+        ]
+    rows += [
+        MetricRow("forget_exact_memorization", "lower", "behavior", "share of answer tokens the argmax reproduces"),
+        MetricRow("forget_extraction_strength", "lower", "behavior", "1 - k*/|y|: how much of the answer a prefix unlocks"),
+        MetricRow("forget_quality_ks_statistic", "lower", "behavior", "KS statistic D behind forget_quality"),
+        MetricRow("forget_quality_n", "info", "behavior", "number of forget examples in the KS test"),
+    ]
+    return rows
+
+
+def tofu_statistics(engine, splits: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per-example statistics of one model on the TOFU eval roles (computed once, shared)."""
+    requests: list[tuple[str, str]] = []
+    layout: dict[str, dict[str, Any]] = {}
+    for split, role in EVAL_ROLES.items():
+        rows = splits[role]
+        questions = list(rows["question"])
+        answers = list(rows["answer"])
+        perturbed = [list(p) for p in rows["perturbed_answer"]]
+        para = list(rows["paraphrased_answer"]) if split in HAS_PARAPHRASE else None
+        requests += list(zip(questions, answers))
+        if para is not None:
+            requests += list(zip(questions, para))
+        requests += [(q, p) for q, ps in zip(questions, perturbed) for p in ps]
+        layout[split] = {"questions": questions, "answers": answers, "paraphrased": para, "perturbed": perturbed}
+    engine.score(requests, description="teacher forcing")
+    all_questions = [q for split in layout.values() for q in split["questions"]]
+    engine.generate(all_questions, max_new_tokens=MAX_NEW_TOKENS, description="generating")
+
+    stats = {}
+    for split, parts in layout.items():
+        qs = parts["questions"]
+        answer_scores = engine.score(list(zip(qs, parts["answers"])))
+        n_pert = {len(p) for p in parts["perturbed"]}
+        if len(n_pert) != 1:
+            raise ValueError(f"{split}: rows have different numbers of perturbed answers {sorted(n_pert)}.")
+        pert_nll = np.array([[s.nll for s in engine.score([(q, p) for p in ps])] for q, ps in zip(qs, parts["perturbed"])])
+        entry = {
+            "nll_answer": np.array([s.nll for s in answer_scores]),
+            "nll_perturbed": pert_nll,
+            "hits_answer": [s.hits.astype(bool) for s in answer_scores],
+            "generation": engine.generate(qs, max_new_tokens=MAX_NEW_TOKENS),
+            "answer": parts["answers"],
+        }
+        if parts["paraphrased"] is not None:
+            entry["nll_paraphrased"] = np.array([s.nll for s in engine.score(list(zip(qs, parts["paraphrased"])))])
+        stats[split] = entry
+    return stats
+
+
+def tofu_per_example(stats: dict[str, dict[str, Any]]) -> dict[str, dict[str, list]]:
+    """The per-example scores every aggregate is computed from (what goes beside a record)."""
+    out = {}
+    for split, s in stats.items():
+        correct = s["nll_paraphrased"] if split in HAS_PARAPHRASE else s["nll_answer"]
+        probability = (
+            behavior.answer_probability(s["nll_answer"]) if split in HAS_PARAPHRASE
+            else behavior.normalized_probability(s["nll_answer"], s["nll_perturbed"])
+        )
+        entry = {
+            "probability": probability.tolist(),
+            "rouge_l_recall": behavior.rouge_l_recall(s["generation"], s["answer"]).tolist(),
+            "truth_ratio": behavior.truth_ratio(correct, s["nll_perturbed"]).tolist(),
+            "generation": list(s["generation"]),
+            "nll_answer": np.asarray(s["nll_answer"]).tolist(),
+            "nll_perturbed": np.asarray(s["nll_perturbed"]).tolist(),
+        }
+        if split in HAS_PARAPHRASE:
+            entry["nll_paraphrased"] = np.asarray(s["nll_paraphrased"]).tolist()
+        if split == "forget":
+            entry["exact_memorization"] = behavior.exact_memorization(s["hits_answer"]).tolist()
+            entry["extraction_strength"] = behavior.extraction_strength(s["hits_answer"]).tolist()
+        out[split] = entry
+    return out
+
+
+def tofu_aggregate(per_example: dict, oracle_per_example: dict | None, *, seed: int = 0,
+                   n_resamples: int = 1000) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """Flat metrics and 95% bootstrap CIs from per-example scores (pure: no model)."""
+    metrics: dict[str, float] = {}
+    ci: dict[str, list[float]] = {}
+
+    def mean_metric(name: str, values) -> None:
+        values = np.asarray(values, dtype=float)
+        metrics[name] = float(values.mean())
+        ci[name] = list(bootstrap_ci(values, n_resamples=n_resamples, seed=seed))
+
+    for split, s in per_example.items():
+        mean_metric(f"{split}_probability", s["probability"])
+        mean_metric(f"{split}_rouge_l_recall", s["rouge_l_recall"])
+        tr = np.asarray(s["truth_ratio"], dtype=float)
+        summary = np.minimum(tr, 1 / tr) if split == "forget" else np.maximum(0.0, 1 - tr)
+        mean_metric(f"{split}_truth_ratio", summary)
+        if split == "forget":
+            mean_metric("forget_exact_memorization", s["exact_memorization"])
+            mean_metric("forget_extraction_strength", s["extraction_strength"])
+    utility_parts = [metrics[f"{split}_{m}"] for split in ("retain", "real_authors", "world_facts")
+                     for m in ("probability", "rouge_l_recall", "truth_ratio")]
+    metrics["model_utility"] = behavior.model_utility(utility_parts)
+    if oracle_per_example is not None:
+        fq = behavior.forget_quality(per_example["forget"]["truth_ratio"], oracle_per_example["forget"]["truth_ratio"])
+        metrics.update({k: float(v) for k, v in fq.items() if k != "forget_quality_n_oracle"})
+    return metrics, ci
+
+
+SUITES = {"tofu": {"rows": tofu_rows, "statistics": tofu_statistics, "per_example": tofu_per_example, "aggregate": tofu_aggregate}}

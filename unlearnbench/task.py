@@ -1,0 +1,73 @@
+"""What a task is, as the runner sees it.
+
+A task family is code once (``tasks/<family>.py``); its variants (forget01/05/10, ...) are
+parameters. A task yields its splits as ``datasets.Dataset`` under *roles* the metric suite
+understands, says where the target and oracle models come from, names its metric suite, and
+may carry a training recipe (which the ``retrain`` method uses).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from unlearnbench.lm import PromptFormat
+
+# Roles of the TOFU-style suite. Forget/retain are what methods train on; the *_eval roles
+# carry paraphrased and perturbed answers for the behavioural metrics.
+LM_ROLES = ("forget", "retain", "holdout", "forget_eval", "retain_eval", "real_authors_eval", "world_facts_eval")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """The frozen, serialisable description of a task variant."""
+
+    name: str
+    family: str
+    version: str
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "family": self.family, "version": self.version, "options": dict(self.options)}
+
+
+@dataclass
+class Recipe:
+    """How a task trains a model from scratch: ``train(rows, seed, quiet) -> model``."""
+
+    name: str
+    train: Callable[..., Any]
+    description: str = ""
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    tokenizer: Any
+    source: str  # what the record shows: a hub id, a folder, or recipe:<name>
+    fingerprint: str  # identifies the weights for caching reference scores
+
+
+@dataclass
+class LanguageModelTask:
+    """A loaded language-model task: data by role plus how to get the target and the oracle."""
+
+    spec: TaskSpec
+    splits: dict[str, Any]  # role -> datasets.Dataset
+    prompt_format: PromptFormat
+    suite: str
+    load_target: Callable[[], LoadedModel]
+    load_oracle: Callable[[], LoadedModel]
+    recipe: Recipe | None = None
+    data_fingerprint: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    kind = "language_model"
+
+    @property
+    def fingerprint(self) -> str:
+        blob = json.dumps({"spec": self.spec.to_json(), "data": self.data_fingerprint}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
