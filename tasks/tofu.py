@@ -19,7 +19,7 @@ from pathlib import Path
 
 from unlearnbench.cache import building, cache_root, fingerprint, folder_fingerprint
 from unlearnbench.data import load_splits, write_split
-from unlearnbench.errors import DataError, ModelSourceError
+from unlearnbench.errors import DataError
 from unlearnbench.lm import (
     PromptFormat,
     QABatches,
@@ -173,22 +173,19 @@ def ensure_synth_world(config: SynthConfig, forget: str, *, quiet: bool = False)
     from unlearnbench.worlds import tofu_synth
 
     root = synth_world_dir(config)
-    data = root / "data"
-    if not data.exists():
+    data, tok_dir = root / "data", root / "tokenizer"
+    if not (data.exists() and tok_dir.exists()):
         world = tofu_synth.generate_world(
             tofu_synth.WorldConfig(n_authors=config.n_authors, n_holdout_authors=config.n_holdout_authors, seed=config.world_seed)
         )
-        with building(data) as tmp:
-            for split, rows in world.items():
-                write_split(tmp, split, rows)
-    tok_dir = root / "tokenizer"
-    if not tok_dir.exists():
-        world = tofu_synth.generate_world(
-            tofu_synth.WorldConfig(n_authors=config.n_authors, n_holdout_authors=config.n_holdout_authors, seed=config.world_seed)
-        )
-        tokenizer = tofu_synth.build_word_tokenizer(tofu_synth.world_texts(world))
-        with building(tok_dir) as tmp:
-            tokenizer.save_pretrained(tmp)
+        if not data.exists():
+            with building(data) as tmp:
+                for split, rows in world.items():
+                    write_split(tmp, split, rows)
+        if not tok_dir.exists():
+            texts = tofu_synth.world_texts(world) + list(tofu_synth.EVERYDAY_SENTENCES)
+            with building(tok_dir) as tmp:
+                tofu_synth.build_word_tokenizer(texts).save_pretrained(tmp)
     for role, split, seed in (("target", "full", config.target_seed), ("oracle-" + forget, FORGET_SPLITS[forget], config.oracle_seed)):
         out = root / role
         if out.exists():

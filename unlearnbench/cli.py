@@ -21,7 +21,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-_out = Console(soft_wrap=True)
+# results are read in logs and notebooks too: never squeeze the table below 120 columns
+_out = Console(width=None if sys.stdout.isatty() else 120)
 _err = Console(stderr=True)
 
 
@@ -37,7 +38,7 @@ class Kind(str, Enum):
 
 
 def _fail(message: str, code: int = 2) -> None:
-    _err.print(f"[bold red]error:[/] {message}", highlight=False)
+    _err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -67,7 +68,8 @@ ARROWS = {"higher": "↑", "lower": "↓", "info": "", "oracle": "≈oracle"}
 def result_table(result) -> Table:
     record = result.record
     table = Table(title=f"{record.task['name']} · {record.method['name']} · seed {record.seed}")
-    for col, justify in (("metric", "left"), ("dir", "center"), ("unlearned", "right"), ("original", "right"),
+    table.add_column("metric", no_wrap=True)
+    for col, justify in ( ("dir", "center"), ("unlearned", "right"), ("original", "right"),
                          ("oracle", "right"), ("95% CI", "right")):
         table.add_column(col, justify=justify)
     original, oracle = record.reference.get("original", {}), record.reference.get("oracle", {})

@@ -133,6 +133,9 @@ class TinyLlamaConfig:
 
 def build_tiny_llama(vocab_size: int, tokenizer, config: TinyLlamaConfig, seed: int):
     from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
     cfg = LlamaConfig(
         vocab_size=vocab_size,
@@ -155,7 +158,9 @@ def load_causal_lm(source: str, *, offline_hint: str = "") -> tuple[Any, Any]:
     """Load (model, tokenizer) from a hub id (``hub:org/name[@rev]`` or ``org/name``) or a folder,
     through the same ``from_pretrained`` call."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # our own rich bars report progress
     ref, revision = source.removeprefix("hub:"), None
     if "@" in ref and not Path(ref).exists():
         ref, revision = ref.rsplit("@", 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 
 from rich.console import Console
@@ -27,6 +28,16 @@ def progress_bar(description: str, total: int, *, quiet: bool = False) -> Iterat
     if quiet or _quiet_default():
         yield lambda n=1, **fields: None
         return
+    if not sys.stderr.isatty():
+        # a log file gets one line per stage instead of redrawn bars
+        start, done = time.perf_counter(), [0]
+
+        def count(n: int = 1, **fields) -> None:
+            done[0] += n
+
+        yield count
+        _stderr.print(f"{description}: {done[0]}/{total} in {time.perf_counter() - start:.1f} s", highlight=False)
+        return
     columns = [
         TextColumn("[bold blue]{task.description}"),
         BarColumn(),
@@ -35,7 +46,7 @@ def progress_bar(description: str, total: int, *, quiet: bool = False) -> Iterat
         TimeRemainingColumn(),
         TextColumn("{task.fields[extra]}"),
     ]
-    with Progress(*columns, console=_stderr, transient=not sys.stderr.isatty()) as progress:
+    with Progress(*columns, console=_stderr) as progress:
         task = progress.add_task(description, total=total, extra="")
 
         def advance(n: int = 1, **fields) -> None:

@@ -8,6 +8,7 @@ half-written record.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -57,6 +58,10 @@ def _json_safe(value: Any) -> Any:
         return {str(k): _json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_json_safe(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _json_safe(dataclasses.asdict(value))
+    if isinstance(value, Path):
+        return str(value)
     if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
         return _json_safe(value.item())
     if hasattr(value, "tolist"):

@@ -104,6 +104,8 @@ class ScoringEngine:
             by_length: dict[int, list[int]] = defaultdict(list)
             for i, (ids, _) in enumerate(encoded):
                 by_length[len(ids)].append(i)
+            # what the requests need: every distinct sequence once
+            self.counter.add("teacher_forced", 0, sum(len(ids) for ids, _ in encoded))
             batches = self._length_batches(by_length)
             with progress_bar(f"{description} ({self.label})", total=len(todo), quiet=self.quiet) as advance:
                 for batch in batches:
@@ -116,7 +118,7 @@ class ScoringEngine:
         ids = torch.tensor([e[0] for e in encoded], device=self.device)
         with self._autocast():
             logits = self.model(input_ids=ids).logits
-        self.counter.add("teacher_forced", ids.numel(), ids.numel())
+        self.counter.add("teacher_forced", ids.numel(), 0)  # what went through the model
         for row, (key, (seq, n_prompt)) in enumerate(zip(keys, encoded)):
             # position t predicts token t+1: answer tokens are predicted from n_prompt-1 onward
             pred = logits[row, n_prompt - 1 : len(seq) - 1].float()

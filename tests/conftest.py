@@ -1,0 +1,53 @@
+"""Shared fixtures: an offline, hermetic environment and small synthetic worlds.
+
+Every test runs with the hub switched off and the unlearnbench cache in a session folder
+(``UNLEARNBENCH_TEST_CACHE`` reuses a folder across sessions while developing).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TRANSFORMERS_OFFLINE="1", UNLEARNBENCH_QUIET="1")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hermetic_cache(tmp_path_factory):
+    path = os.environ.get("UNLEARNBENCH_TEST_CACHE") or str(tmp_path_factory.mktemp("unlearnbench-cache"))
+    os.environ["UNLEARNBENCH_CACHE"] = path
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_synth():
+    """A 20-author world trained for a few epochs: seconds to build, enough to exercise code."""
+    from unlearnbench.lm import TinyLlamaConfig, TrainConfig
+    from unlearnbench.tasks.tofu import SynthConfig
+
+    return SynthConfig(
+        n_authors=20, n_holdout_authors=2,
+        model=TinyLlamaConfig(hidden_size=64, num_hidden_layers=1, num_attention_heads=2, intermediate_size=128),
+        train=TrainConfig(lr=3e-3, epochs=4, batch_size=32, warmup_fraction=0.05),
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_task(tiny_synth):
+    from unlearnbench.tasks.tofu import make_tofu_synth_task
+
+    return make_tofu_synth_task("forget10", synth=tiny_synth, quiet=True)
+
+
+@pytest.fixture
+def run_tiny(tiny_synth, tmp_path):
+    """Run the runner on the tiny world: ``run_tiny(method, **spec_fields)``."""
+    from unlearnbench.runner import RunSpec, run
+
+    def _run(method: str = "original", **fields):
+        fields.setdefault("out", tmp_path / "runs")
+        fields.setdefault("quiet", True)
+        return run(RunSpec(task="tofu-synth/forget10", method=method, task_options={"synth": tiny_synth}, **fields))
+
+    return _run

@@ -1,0 +1,69 @@
+"""The CLI through typer's runner: listing, evaluating, and every bad input named in the spec."""
+
+import json
+
+from typer.testing import CliRunner
+
+from unlearnbench.cli import app
+
+runner = CliRunner()
+
+METHODS = ["original", "retrain", "ga", "graddiff", "npo", "simnpo", "idkdpo"]
+TASKS = ["tofu/forget01", "tofu/forget05", "tofu/forget10", "tofu-synth/forget01", "tofu-synth/forget05", "tofu-synth/forget10"]
+
+
+def test_list_methods_shows_all_seven():
+    result = runner.invoke(app, ["list", "methods", "--format", "json"])
+    assert result.exit_code == 0
+    assert [m["name"] for m in json.loads(result.stdout)] == METHODS
+
+
+def test_list_tasks_shows_tofu_and_synthetic_variants():
+    result = runner.invoke(app, ["list", "tasks", "--format", "json"])
+    assert [t["name"] for t in json.loads(result.stdout)] == TASKS
+
+
+def test_list_metrics_table_has_directions():
+    result = runner.invoke(app, ["list", "metrics"])
+    assert result.exit_code == 0
+    assert "forget_quality" in result.stdout and "direction" in result.stdout
+
+
+def test_unknown_task_lists_known_tasks_and_closest_match(tmp_path):
+    result = runner.invoke(app, ["evaluate", "--task", "tofu-synth/forget1", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "Unknown task 'tofu-synth/forget1'" in result.stderr
+    assert "Did you mean 'tofu-synth/forget10'" in result.stderr or "Did you mean 'tofu-synth/forget01'" in result.stderr
+    assert "tofu/forget05" in result.stderr
+    assert not list(tmp_path.iterdir())  # bad input leaves no record behind
+
+
+def test_unknown_method_names_the_closest():
+    result = runner.invoke(app, ["evaluate", "--method", "npoo"])
+    assert result.exit_code == 2
+    assert "Did you mean 'npo'" in result.stderr and "simnpo" in result.stderr
+
+
+def test_unknown_parameter_lists_the_method_parameters():
+    result = runner.invoke(app, ["evaluate", "--method", "npo", "--param", "betta=0.2"])
+    assert result.exit_code == 2
+    assert "Unknown parameter 'betta'" in result.stderr and "Did you mean 'beta'" in result.stderr
+
+
+def test_parameter_of_the_wrong_type_is_named():
+    result = runner.invoke(app, ["evaluate", "--method", "npo", "--param", "epochs=many"])
+    assert result.exit_code == 2
+    assert "epochs='many'" in result.stderr and "int" in result.stderr
+
+
+def test_malformed_param_says_key_value():
+    result = runner.invoke(app, ["evaluate", "--param", "lr"])
+    assert result.exit_code == 2 and "key=value" in result.stderr
+
+
+def test_unknown_metric_lists_known_metrics():
+    result = runner.invoke(app, ["evaluate", "--metrics", "forget_qualty"])
+    assert result.exit_code == 2
+    assert "Unknown metric 'forget_qualty'" in result.stderr and "Did you mean 'forget_quality'" in result.stderr
+
+
