@@ -125,12 +125,12 @@ class LossMethod(Method):
         retain = None
         if "retain" in self.needs:
             retain = QABatches(encode_rows(data.tokenizer, data.prompt_format, data.retain), params.batch_size, pad, seed=ctx.seed + 1)
+        model = model.to(ctx.device)  # first, so the frozen reference lives on the same device
         reference = None
         if "reference" in self.needs:
             reference = clone_model(model).eval()
             for p in reference.parameters():
                 p.requires_grad_(False)
-        model = model.to(ctx.device)
         n_steps = params.epochs * len(forget)
         retain_iter = retain.forever() if retain is not None else None
 
