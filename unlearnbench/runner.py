@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from unlearnbench import registry
-from unlearnbench.cache import building, cache_root, fingerprint
+from unlearnbench.cache import cache_root, fingerprint
 from unlearnbench.errors import TrainingDivergedError, UnknownNameError, UserError
 from unlearnbench.method import RunContext, UnlearnData, parse_params
-from unlearnbench.records import RunRecord, make_run_id, provenance, save_record
+from unlearnbench.records import RunRecord, make_run_id, provenance, save_record, write_json_atomic
 
 DEFAULT_TASK = "tofu-synth/forget10"
 DEFAULT_METHOD = "npo"
@@ -67,11 +67,17 @@ def _reference_stats(suite, task, which: str, loaded, device, quiet: bool, count
     engine = ScoringEngine(loaded.model, loaded.tokenizer, task.prompt_format, device, quiet=quiet, label=which)
     per_example = suite["per_example"](suite["statistics"](engine, task.splits))
     counters[which] = _counts(engine)
-    with building(path.with_suffix(".d")) as tmp:
-        (tmp / "scores.json").write_text(json.dumps(per_example))
-    path.with_suffix(".d").joinpath("scores.json").replace(path)
-    path.with_suffix(".d").rmdir()
+    write_json_atomic(path, per_example)
     return per_example
+
+
+def _references(suite, task, target, oracle, device, quiet: bool, seed: int, counters: dict):
+    """Per-example scores of the oracle and the original target, and their aggregate metrics."""
+    oracle_scores = _reference_stats(suite, task, "oracle", oracle, device, quiet, counters)
+    original_scores = _reference_stats(suite, task, "original", target, device, quiet, counters)
+    reference = {"original": suite["aggregate"](original_scores, oracle_scores, seed=seed)[0],
+                 "oracle": suite["aggregate"](oracle_scores, oracle_scores, seed=seed)[0]}
+    return oracle_scores, original_scores, reference
 
 
 def _counts(engine) -> dict[str, Any]:
@@ -133,11 +139,8 @@ def run(spec: RunSpec) -> RunResult:
 
         t = time.perf_counter()
         counters: dict[str, Any] = {}
-        oracle_scores = _reference_stats(suite, task, "oracle", oracle, device, spec.quiet, counters)
-        original_scores = _reference_stats(suite, task, "original", target, device, spec.quiet, counters)
-        original_metrics, _ = suite["aggregate"](original_scores, oracle_scores, seed=spec.seed)
-        oracle_metrics, _ = suite["aggregate"](oracle_scores, oracle_scores, seed=spec.seed)
-        record.reference = {"original": original_metrics, "oracle": oracle_metrics}
+        oracle_scores, original_scores, record.reference = _references(
+            suite, task, target, oracle, device, spec.quiet, spec.seed, counters)
         timing["reference_scores_s"] = time.perf_counter() - t
         del oracle
 
@@ -212,10 +215,6 @@ def prepare(task_name: str, *, data_dir: str | None = None, model: str | None = 
     suite = SUITES[task.suite]
     dev = resolve_device(device)
     counters: dict[str, Any] = {}
-    oracle_loaded = task.load_oracle()
-    oracle_scores = _reference_stats(suite, task, "oracle", oracle_loaded, dev, quiet, counters)
-    target_loaded = task.load_target()
-    original_scores = _reference_stats(suite, task, "original", target_loaded, dev, quiet, counters)
+    _, _, reference = _references(suite, task, task.load_target(), task.load_oracle(), dev, quiet, 0, counters)
     return {"task": task_name, "fingerprint": task.fingerprint, "seconds": time.perf_counter() - t,
-            "original": suite["aggregate"](original_scores, oracle_scores)[0],
-            "oracle": suite["aggregate"](oracle_scores, oracle_scores)[0], "token_counts": counters}
+            **reference, "token_counts": counters}
