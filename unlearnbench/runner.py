@@ -112,16 +112,23 @@ def run(spec: RunSpec) -> RunResult:
         _select({}, {}, spec.metrics, [])
     device = resolve_device(spec.device)
 
-    config = {"task": spec.task, "method": spec.method, "params": _params_json(params), "seed": spec.seed,
+    params_json = _params_json(params)
+    config = {"task": spec.task, "method": spec.method, "params": params_json, "seed": spec.seed,
               "model": spec.model, "oracle": spec.oracle, "data_dir": spec.data_dir, "task_options": spec.task_options}
     run_id = make_run_id(config)
     run_dir = Path(spec.out) / run_id
     record = RunRecord(
-        run_id=run_id, status="running", task={"name": spec.task}, method={"name": spec.method, "params": _params_json(params)},
+        run_id=run_id, status="running", task={"name": spec.task}, method={"name": spec.method, "params": params_json},
         model={"target": spec.model, "oracle": spec.oracle}, seed=spec.seed, provenance=provenance(config, str(device)),
     )
     save_record(run_dir, record)
     timing: dict[str, float] = {}
+
+    def finish(status: str, error: str) -> None:
+        record.status, record.error = status, error
+        record.timing = timing | {"total_s": time.perf_counter() - t_start}
+        save_record(run_dir, record)
+
     try:
         t = time.perf_counter()
         task = load_task(spec)
@@ -168,9 +175,7 @@ def run(spec: RunSpec) -> RunResult:
         save_record(run_dir, record, {"unlearned": per_example, "original": original_scores, "oracle": oracle_scores})
         return RunResult(record, run_dir, rows, counters)
     except TrainingDivergedError as exc:
-        record.status, record.error = "failed", str(exc)
-        record.timing = timing | {"total_s": time.perf_counter() - t_start}
-        save_record(run_dir, record)
+        finish("failed", str(exc))
         return RunResult(record, run_dir, [], {})
     except UserError:
         # bad input found while loading: nothing ran, so no record is left behind
@@ -178,14 +183,10 @@ def run(spec: RunSpec) -> RunResult:
         _rmdir_if_empty(run_dir)
         raise
     except KeyboardInterrupt:
-        record.status, record.error = "interrupted", "interrupted by the user (Ctrl-C)"
-        record.timing = timing | {"total_s": time.perf_counter() - t_start}
-        save_record(run_dir, record)
+        finish("interrupted", "interrupted by the user (Ctrl-C)")
         raise
     except Exception as exc:
-        record.status, record.error = "failed", f"{type(exc).__name__}: {exc}"
-        record.timing = timing | {"total_s": time.perf_counter() - t_start}
-        save_record(run_dir, record)
+        finish("failed", f"{type(exc).__name__}: {exc}")
         raise
 
 

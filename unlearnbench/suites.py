@@ -42,7 +42,7 @@ def tofu_rows() -> list[MetricRow]:
         rows += [
             MetricRow(f"{split}_probability", direction, lens, "P(answer|question)" + (" normalised over options" if split not in HAS_PARAPHRASE else "")),
             MetricRow(f"{split}_rouge_l_recall", direction, lens, "ROUGE-L recall of the greedy answer"),
-            MetricRow(f"{split}_truth_ratio", "higher" if split == "forget" else "higher", lens,
+            MetricRow(f"{split}_truth_ratio", "higher", lens,
                       "mean min(tr, 1/tr)" if split == "forget" else "mean max(0, 1 - tr)"),
         ]
     rows += [
@@ -126,17 +126,16 @@ def tofu_aggregate(per_example: dict, oracle_per_example: dict | None, *, seed: 
     metrics: dict[str, float] = {}
     ci: dict[str, list[float]] = {}
 
-    def mean_metric(name: str, values) -> None:
+    def mean_metric(name: str, values, statistic=np.mean) -> None:
         values = np.asarray(values, dtype=float)
-        metrics[name] = float(values.mean())
-        ci[name] = list(bootstrap_ci(values, n_resamples=n_resamples, seed=seed))
+        metrics[name] = float(statistic(values))
+        ci[name] = list(bootstrap_ci(values, statistic=statistic, n_resamples=n_resamples, seed=seed))
 
     for split, s in per_example.items():
         mean_metric(f"{split}_probability", s["probability"])
         mean_metric(f"{split}_rouge_l_recall", s["rouge_l_recall"])
-        tr = np.asarray(s["truth_ratio"], dtype=float)
-        summary = np.minimum(tr, 1 / tr) if split == "forget" else np.maximum(0.0, 1 - tr)
-        mean_metric(f"{split}_truth_ratio", summary)
+        summary = behavior.truth_ratio_forget_score if split == "forget" else behavior.truth_ratio_retain_score
+        mean_metric(f"{split}_truth_ratio", s["truth_ratio"], statistic=summary)
         if split == "forget":
             mean_metric("forget_exact_memorization", s["exact_memorization"])
             mean_metric("forget_extraction_strength", s["extraction_strength"])
