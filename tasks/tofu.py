@@ -13,26 +13,15 @@ the hub versions.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from unlearnbench.cache import building, cache_root, fingerprint, folder_fingerprint
+from unlearnbench.cache import building, cache_root, fingerprint
 from unlearnbench.data import load_splits, write_split
 from unlearnbench.errors import DataError
-from unlearnbench.lm import (
-    PromptFormat,
-    QABatches,
-    TinyLlamaConfig,
-    TrainConfig,
-    answer_nll,
-    build_tiny_llama,
-    encode_rows,
-    load_causal_lm,
-    train_loop,
-)
+from unlearnbench.lm import PromptFormat, TinyLlamaConfig, TrainConfig, model_config, tiny_llama_recipe, train_config
 from unlearnbench.registry import register_task
-from unlearnbench.task import LanguageModelTask, LoadedModel, Recipe, TaskSpec
+from unlearnbench.task import LanguageModelTask, Recipe, TaskSpec, hub_snapshot, model_source
 
 FAMILY_VERSION = "1"
 FORGET_SPLITS = {"forget01": "retain99", "forget05": "retain95", "forget10": "retain90"}
@@ -72,33 +61,6 @@ def _roles(forget: str, splits: dict) -> dict:
     }
 
 
-def _offline() -> bool:
-    return any(os.environ.get(v, "") not in ("", "0") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
-
-
-def _hub_snapshot(repo_id: str, patterns: list[str]) -> Path:
-    """Download (or find in the hub cache) a dataset repository; the files are then read by
-    the same loader as a local ``--data-dir``."""
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(repo_id, repo_type="dataset", allow_patterns=patterns))
-    except Exception as exc:  # offline, unreachable, gated: all mean the same to the user
-        raise DataError(
-            f"Could not fetch dataset {repo_id!r} from the Hugging Face hub ({type(exc).__name__}). "
-            "Download it once where the hub is reachable and pass the folder with --data-dir, "
-            "or run the offline synthetic variant (tofu-synth/...)."
-        ) from None
-
-
-def _model_source(source: str) -> LoadedModel:
-    hint = "Pass a local folder saved with save_pretrained, or check the hub id and your network."
-    model, tokenizer = load_causal_lm(source, offline_hint=hint)
-    path = Path(source.removeprefix("hub:")).expanduser()
-    fp = folder_fingerprint(path) if path.is_dir() else fingerprint({"hub": source})
-    return LoadedModel(model, tokenizer, source, fp)
-
-
 # ------------------------------------------------------------------------------ real TOFU
 
 
@@ -106,7 +68,7 @@ def make_tofu_task(forget: str, *, data_dir: str | None = None, model: str | Non
                    oracle: str | None = None, **_) -> LanguageModelTask:
     schema = tofu_schema(forget)
     if data_dir is None:
-        folder = _hub_snapshot(HUB_DATASET, [f"{s}.json" for s in schema])
+        folder = hub_snapshot(HUB_DATASET, [f"{s}.json" for s in schema], offline_variant="tofu-synth/...")
     else:
         folder = Path(data_dir)
     splits = load_splits(folder, schema, layout_name="TOFU")
@@ -119,8 +81,8 @@ def make_tofu_task(forget: str, *, data_dir: str | None = None, model: str | Non
         splits=_roles(forget, splits),
         prompt_format=PromptFormat(template="[INST] {question} [/INST]", answer_prefix=" "),
         suite="tofu",
-        load_target=lambda: _model_source(target_src),
-        load_oracle=lambda: _model_source(oracle_src),
+        load_target=lambda: model_source(target_src),
+        load_oracle=lambda: model_source(oracle_src),
         recipe=None,
         data_fingerprint=data_fp,
         extra={"target_source": target_src, "oracle_source": oracle_src},
@@ -143,22 +105,19 @@ class SynthConfig:
     oracle_seed: int = 1000  # the oracle is seeded apart from any run seed a user is likely to pick
 
 
+def synth_config(options: SynthConfig | dict | None) -> SynthConfig:
+    """The config itself, or rebuilt from the JSON a record stores (``task.options.synth``)."""
+    if options is None or isinstance(options, SynthConfig):
+        return options or SynthConfig()
+    return SynthConfig(**{**options, "model": model_config(options["model"]), "train": train_config(options["train"])})
+
+
 SYNTH_FORMAT = PromptFormat(template="Question: {question}\nAnswer:", answer_prefix=" ")
 
 
 def _synth_recipe(config: SynthConfig, tokenizer, extra_rows, quiet: bool):
     """Train a tiny Llama from scratch on QA rows plus the world's background knowledge."""
-
-    def train(rows, seed: int, quiet: bool = quiet, description: str = "training"):
-        all_rows = list(rows) + list(extra_rows)
-        encoded = encode_rows(tokenizer, SYNTH_FORMAT, all_rows)
-        batches = QABatches(encoded, config.train.batch_size, tokenizer.pad_token_id, seed=seed)
-        model = build_tiny_llama(len(tokenizer), tokenizer, config.model, seed)
-        n_steps = config.train.epochs * len(batches)
-        train_loop(model, batches.forever(), n_steps, answer_nll, config.train, description=description, quiet=quiet)
-        return model
-
-    return train
+    return tiny_llama_recipe(tokenizer, SYNTH_FORMAT, config.model, config.train, extra_rows, quiet)
 
 
 def synth_world_dir(config: SynthConfig) -> Path:
@@ -205,7 +164,7 @@ def ensure_synth_world(config: SynthConfig, forget: str, *, quiet: bool = False)
 def make_tofu_synth_task(forget: str, *, data_dir: str | None = None, model: str | None = None,
                          oracle: str | None = None, quiet: bool = False, synth: SynthConfig | None = None,
                          **_) -> LanguageModelTask:
-    config = synth or SynthConfig()
+    config = synth_config(synth)
     if data_dir is not None:
         raise DataError("tofu-synth builds its own data; --data-dir is for the real task (tofu/...).")
     root = ensure_synth_world(config, forget, quiet=quiet)
@@ -222,8 +181,8 @@ def make_tofu_synth_task(forget: str, *, data_dir: str | None = None, model: str
         splits=_roles(forget, splits),
         prompt_format=SYNTH_FORMAT,
         suite="tofu",
-        load_target=lambda: _model_source(target_src),
-        load_oracle=lambda: _model_source(oracle_src),
+        load_target=lambda: model_source(target_src),
+        load_oracle=lambda: model_source(oracle_src),
         recipe=Recipe(
             name="tofu-synth-tiny-llama",
             train=_synth_recipe(config, tokenizer, splits["pretraining"], quiet),
@@ -235,10 +194,10 @@ def make_tofu_synth_task(forget: str, *, data_dir: str | None = None, model: str
 
 
 for _forget in FORGET_SPLITS:
-    register_task(f"tofu/{_forget}", summary=f"TOFU {_forget} (hub locuslab/TOFU or --data-dir)")(
+    register_task(f"tofu/{_forget}", summary=f"TOFU {_forget} (hub locuslab/TOFU or --data-dir)", modes="-")(
         lambda _f=_forget, **kw: make_tofu_task(_f, **kw)
     )
 for _forget in FORGET_SPLITS:
-    register_task(f"tofu-synth/{_forget}", summary=f"synthetic TOFU world, {_forget}, built offline")(
+    register_task(f"tofu-synth/{_forget}", summary=f"synthetic TOFU world, {_forget}, built offline", modes="-")(
         lambda _f=_forget, **kw: make_tofu_synth_task(_f, **kw)
     )

@@ -51,3 +51,30 @@ def run_tiny(tiny_synth, tmp_path):
         return run(RunSpec(task="tofu-synth/forget10", method=method, task_options={"synth": tiny_synth}, **fields))
 
     return _run
+
+
+@pytest.fixture(scope="session")
+def tiny_muse():
+    """A small MUSE-style news world trained for a few epochs (seconds)."""
+    from unlearnbench.lm import TinyLlamaConfig, TrainConfig
+    from unlearnbench.tasks.muse import MuseSynthConfig
+    from unlearnbench.worlds.muse_synth import MuseWorldConfig
+
+    return MuseSynthConfig(
+        world=MuseWorldConfig(n_forget=8, n_retain=12, n_holdout=8, n_retain_qa_events=2, n_icl=2),
+        model=TinyLlamaConfig(hidden_size=64, num_hidden_layers=1, num_attention_heads=2, intermediate_size=128),
+        train=TrainConfig(lr=3e-3, epochs=3, batch_size=16, warmup_fraction=0.05),
+    )
+
+
+@pytest.fixture
+def run_muse(tiny_muse, tmp_path):
+    """Run the runner on the small news world: ``run_muse(method, **spec_fields)``."""
+    from unlearnbench.runner import RunSpec, run
+
+    def _run(method: str = "original", **fields):
+        fields.setdefault("out", tmp_path / "runs")
+        fields.setdefault("quiet", True)
+        return run(RunSpec(task="muse-synth/news", method=method, task_options={"synth": tiny_muse}, **fields))
+
+    return _run

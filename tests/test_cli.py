@@ -9,7 +9,7 @@ from unlearnbench.cli import app
 runner = CliRunner()
 
 METHODS = ["original", "retrain", "ga", "graddiff", "npo", "simnpo", "idkdpo"]
-TASKS = ["tofu/forget01", "tofu/forget05", "tofu/forget10", "tofu-synth/forget01", "tofu-synth/forget05", "tofu-synth/forget10"]
+TASKS = ["tofu/forget01", "tofu/forget05", "tofu/forget10", "tofu-synth/forget01", "tofu-synth/forget05", "tofu-synth/forget10", "muse/news", "muse/books", "muse-synth/news"]
 
 
 def test_list_methods_shows_all_seven():
@@ -18,7 +18,7 @@ def test_list_methods_shows_all_seven():
     assert [m["name"] for m in json.loads(result.stdout)] == METHODS
 
 
-def test_list_tasks_shows_tofu_and_synthetic_variants():
+def test_list_tasks_shows_tofu_muse_and_synthetic_variants():
     result = runner.invoke(app, ["list", "tasks", "--format", "json"])
     assert [t["name"] for t in json.loads(result.stdout)] == TASKS
 

@@ -6,7 +6,7 @@ import pytest
 
 from unlearnbench.errors import UserError
 from unlearnbench.records import PER_EXAMPLE_FILE, RECORD_FILE
-from unlearnbench.suites import tofu_aggregate
+from unlearnbench.suites.tofu import tofu_aggregate
 
 RECORD_KEYS = {"schema_version", "run_id", "status", "task", "method", "model", "seed", "metrics", "ci", "reference",
                "timing", "provenance"}

@@ -62,29 +62,54 @@ def _fmt(value) -> str:
     return str(value)
 
 
-ARROWS = {"higher": "↑", "lower": "↓", "info": "", "oracle": "≈oracle"}
+ARROWS = {"higher": "↑", "lower": "↓", "info": "", "oracle": "≈oracle", "zero": "→0"}
+LENSES = ("behavior", "privacy", "parametric", "robustness", "utility")
+
+
+def _by_lens(rows) -> list:
+    order = {lens: i for i, lens in enumerate(LENSES)}
+    return sorted(rows, key=lambda r: order.get(r.lens, len(order)))  # stable: suite order within a lens
 
 
 def result_table(result) -> Table:
     record = result.record
-    table = Table(title=f"{record.task['name']} · {record.method['name']} · seed {record.seed}")
+    mode = "" if record.mode == "standard" else f" · {record.mode} (last step)"
+    table = Table(title=f"{record.task['name']} · {record.method['name']} · seed {record.seed}{mode}")
+    table.add_column("lens", no_wrap=True, style="dim")
     table.add_column("metric", no_wrap=True)
     for col, justify in ( ("dir", "center"), ("unlearned", "right"), ("original", "right"),
                          ("oracle", "right"), ("95% CI", "right")):
         table.add_column(col, justify=justify)
     original, oracle = record.reference.get("original", {}), record.reference.get("oracle", {})
     lens = None
-    for row in result.rows:
+    for row in _by_lens(result.rows):
         if row.name not in record.metrics:
             continue
-        if row.lens != lens:
+        first = row.lens != lens
+        if first:
             if lens is not None:
                 table.add_section()
             lens = row.lens
         ci = record.ci.get(row.name)
-        table.add_row(f"{row.name}", ARROWS.get(row.direction, row.direction), _fmt(record.metrics[row.name]),
+        table.add_row(row.lens if first else "", f"{row.name}", ARROWS.get(row.direction, row.direction), _fmt(record.metrics[row.name]),
                       _fmt(original.get(row.name)), _fmt(oracle.get(row.name)),
                       f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "")
+    return table
+
+
+def steps_table(result) -> Table:
+    """One row per step of a scalability / sustainability run, one column per metric."""
+    record = result.record
+    names = [r.name for r in _by_lens(result.rows) if r.name in record.metrics and r.direction != "info"]
+    table = Table(title=f"{record.mode}: every step")
+    table.add_column("step")
+    table.add_column("forget")
+    table.add_column("n", justify="right")
+    for name in names:
+        table.add_column(name, justify="right")
+    for step in record.steps:
+        table.add_row(str(step["step"]), step["forget"], str(step["n_forget"]),
+                      *(_fmt(step["metrics"].get(n)) for n in names))
     return table
 
 
@@ -102,6 +127,8 @@ def evaluate(
     metrics: Annotated[Optional[str], typer.Option(help="Comma-separated metric names to report (default: all).")] = None,
     format: Annotated[Format, typer.Option("--format", help="table or json (the record).")] = Format.table,
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+    mode: Annotated[str, typer.Option(help="standard; scalability (growing forget sets) or sustainability "
+                                           "(sequential requests) on tasks that have them.")] = "standard",
 ) -> None:
     """Apply a method to a task's target model and score it against the oracle."""
     from unlearnbench.runner import RunSpec, run
@@ -110,7 +137,8 @@ def evaluate(
         _fail(f"--device {device!r}: use auto, cpu or cuda.")
     spec = RunSpec(task=task, method=method, params=_parse_params(param), seed=seed, model=model, oracle=oracle,
                    data_dir=str(data_dir) if data_dir else None, device=device, out=out,
-                   metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()) if metrics else (), quiet=quiet)
+                   metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()) if metrics else (), quiet=quiet,
+                   mode=mode)
     try:
         result = run(spec)
     except UserError as exc:
@@ -119,10 +147,13 @@ def evaluate(
         _err.print("[yellow]interrupted[/]: the record is marked 'interrupted'.")
         raise typer.Exit(130)
     record = result.record
+    _report_beside(result, quiet)
     if format is Format.json:
         print(json.dumps(record.to_json(), indent=2))
     else:
         if record.status == "succeeded":
+            if record.steps:
+                _out.print(steps_table(result))
             _out.print(result_table(result))
         if not quiet:
             _err.print(f"record: {result.run_dir / 'record.json'}", highlight=False)
@@ -177,6 +208,105 @@ def prepare(
     except UserError as exc:
         _fail(str(exc))
     _out.print(f"prepared {info['task']} (fingerprint {info['fingerprint']}) in {info['seconds']:.1f} s")
+
+
+# ------------------------------------------------------------------ reports and leaderboard
+
+
+def _report_beside(result, quiet: bool) -> None:
+    """Write report.html beside a succeeded run's record; a failed report only warns."""
+    if result.record.status != "succeeded":
+        return
+    try:
+        from unlearnbench.report import REPORT_FILE, write_report
+
+        path = write_report([result.run_dir], result.run_dir / REPORT_FILE)
+        if not quiet:
+            _err.print(f"report: {path}", highlight=False)
+    except Exception as exc:  # the run itself succeeded; its record stands
+        _err.print(f"[yellow]warning:[/] could not write the report ({type(exc).__name__}: {exc}); "
+                   f"try `unlearnbench report {result.run_dir}`.", highlight=False)
+
+
+@app.command()
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders (runs/<run_id>) to report on.")],
+    out: Annotated[Path, typer.Option(help="The HTML file to write.")] = Path("report.html"),
+) -> None:
+    """Write one self-contained HTML page with the metric tables and plots of one or more runs."""
+    from unlearnbench.report import write_report
+
+    try:
+        path = write_report(runs, out)
+    except UserError as exc:
+        _fail(str(exc))
+    _out.print(f"report: {path}", highlight=False)
+
+
+@app.command()
+def submit(
+    run: Annotated[Path, typer.Argument(help="A run folder (runs/<run_id>) or its record.json.")],
+    leaderboard: Annotated[Path, typer.Option(help="The leaderboard folder.")] = Path("leaderboards"),
+    allow_dirty: Annotated[bool, typer.Option(help="Accept a run made from a harness with uncommitted changes (it is marked).")] = False,
+    data_dir: Annotated[Optional[Path], typer.Option(help="The task's data folder, for tasks that do not build their own.")] = None,
+    build: Annotated[bool, typer.Option(help="Rebuild the boards after accepting.")] = True,
+) -> None:
+    """Validate a run (schema, task fingerprint, recomputed metrics, provenance) and add it to the leaderboard."""
+    from unlearnbench import boards
+    from unlearnbench.leaderboard import submit as do_submit
+
+    try:
+        stored = do_submit(run, board=leaderboard, allow_dirty=allow_dirty,
+                           data_dir=str(data_dir) if data_dir else None, quiet=False)
+    except UserError as exc:
+        _fail(f"submission refused: {exc}")
+    _out.print(f"accepted: {stored}", highlight=False)
+    if build:
+        boards.build(leaderboard)
+        _out.print(f"{boards.placement(leaderboard, stored.name)}; boards rebuilt in {leaderboard}/", highlight=False)
+
+
+leaderboard_app = typer.Typer(help="Render and show the leaderboard built from the submitted runs.", no_args_is_help=True)
+app.add_typer(leaderboard_app, name="leaderboard")
+
+
+@leaderboard_app.command("build")
+def leaderboard_build(
+    leaderboard: Annotated[Path, typer.Option(help="The leaderboard folder.")] = Path("leaderboards"),
+    check: Annotated[bool, typer.Option(help="Write nothing; exit 1 if the committed boards are out of date.")] = False,
+) -> None:
+    """Render README.md and index.html from the submissions (deterministic)."""
+    from unlearnbench import boards
+
+    if check:
+        stale = boards.stale_files(leaderboard)
+        if stale:
+            _err.print(f"[bold red]out of date:[/] {', '.join(stale)} in {leaderboard}/; run `unlearnbench leaderboard build`.")
+            raise typer.Exit(1)
+        _out.print(f"{leaderboard}/ is up to date.")
+        return
+    files = boards.build(leaderboard)
+    _out.print(f"wrote {', '.join(str(leaderboard / name) for name in files)}", highlight=False)
+
+
+@leaderboard_app.command("show")
+def leaderboard_show(
+    task: Annotated[Optional[str], typer.Option(help="Only this task.")] = None,
+    leaderboard: Annotated[Path, typer.Option(help="The leaderboard folder.")] = Path("leaderboards"),
+) -> None:
+    """Print each task's ranking."""
+    from unlearnbench import boards
+
+    shown = boards.task_boards(boards.collect(leaderboard))
+    if task is not None:
+        known = sorted({b.name for b in shown})
+        shown = [b for b in shown if b.task == task]
+        if not shown:
+            _fail(f"No submissions for task {task!r} in {leaderboard}/. Tasks on the board: {', '.join(known) or '(none)'}.")
+    if not shown:
+        _out.print(f"No submissions in {leaderboard}/ yet; add one with `unlearnbench submit runs/<run_id>`.")
+    for board in shown:
+        _out.print(boards.rich_table(board))
 
 
 def main() -> None:

@@ -29,12 +29,14 @@ def _read_rows(path: Path) -> list[dict]:
     return rows
 
 
-def split_file(folder: Path, split: str) -> Path | None:
+def split_files(folder: Path, split: str) -> list[Path]:
+    """The file(s) of one split: ``<split>.json|.jsonl|.parquet``, or the parquet shards the hub
+    writes (``<split>-00000-of-00002.parquet``, ...), in shard order."""
     for suffix in (".json", ".jsonl", ".parquet"):
         candidate = folder / f"{split}{suffix}"
         if candidate.is_file():
-            return candidate
-    return None
+            return [candidate]
+    return sorted(p for p in folder.glob(f"{split}-*.parquet") if p.is_file())
 
 
 def load_splits(folder: Path, schema: Mapping[str, Sequence[str]], *, layout_name: str) -> dict:
@@ -44,7 +46,7 @@ def load_splits(folder: Path, schema: Mapping[str, Sequence[str]], *, layout_nam
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise DataError(f"Data folder {str(folder)!r} does not exist.")
-    missing = [s for s in schema if split_file(folder, s) is None]
+    missing = [s for s in schema if not split_files(folder, s)]
     if missing:
         raise DataError(
             f"Data folder {str(folder)!r} is missing split(s) {', '.join(missing)} "
@@ -52,8 +54,9 @@ def load_splits(folder: Path, schema: Mapping[str, Sequence[str]], *, layout_nam
         )
     out = {}
     for split, fields in schema.items():
-        path = split_file(folder, split)
-        rows = _read_rows(path)
+        files = split_files(folder, split)
+        path = files[0] if len(files) == 1 else folder / f"{split}-*.parquet"
+        rows = [row for f in files for row in _read_rows(f)]
         if not rows:
             raise DataError(f"{path}: split {split!r} is empty.")
         for i, row in enumerate(rows):
@@ -65,6 +68,16 @@ def load_splits(folder: Path, schema: Mapping[str, Sequence[str]], *, layout_nam
                 )
         out[split] = Dataset.from_list(rows)
     return out
+
+
+def write_parquet_split(folder: Path, split: str, rows: Sequence[Mapping]) -> Path:
+    """Write one split as a single parquet shard, the way ``datasets`` pushes to the hub."""
+    import pandas as pd
+
+    path = Path(folder) / f"{split}-00000-of-00001.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame([dict(r) for r in rows]).to_parquet(path, index=False)
+    return path
 
 
 def write_split(folder: Path, split: str, rows: Sequence[Mapping]) -> Path:

@@ -94,6 +94,19 @@ def encode_rows(tokenizer, fmt: PromptFormat, rows, answer_field: str = "answer"
     return [encode_qa(tokenizer, fmt, r["question"], r[answer_field]) for r in rows]
 
 
+def chunk_text_rows(tokenizer, rows, max_tokens: int) -> list[dict]:
+    """Rows whose answer is longer than ``max_tokens`` tokens, cut into consecutive windows of
+    that many tokens (MUSE trains and unlearns raw documents in fixed-length chunks)."""
+    out = []
+    for row in rows:
+        ids = tokenizer(row["answer"], add_special_tokens=False)["input_ids"]
+        if len(ids) <= max_tokens:
+            out.append(dict(row))
+            continue
+        out.extend({**row, "answer": tokenizer.decode(ids[i : i + max_tokens])} for i in range(0, len(ids), max_tokens))
+    return out
+
+
 # ---------------------------------------------------------------------------- devices & models
 
 
@@ -208,6 +221,16 @@ class TrainConfig:
     schedule: str = "cosine"  # "cosine" | "constant"
 
 
+def model_config(options: dict) -> TinyLlamaConfig:
+    """A TinyLlamaConfig from its JSON form (as records store it)."""
+    return TinyLlamaConfig(**options)
+
+
+def train_config(options: dict) -> TrainConfig:
+    """A TrainConfig from its JSON form (lists back to tuples)."""
+    return TrainConfig(**{**options, "betas": tuple(options.get("betas", TrainConfig.betas))})
+
+
 def _lr_lambda(total: int, warmup: int, schedule: str) -> Callable[[int], float]:
     def f(step: int) -> float:
         if step < warmup:
@@ -276,3 +299,19 @@ def answer_nll(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Mean cross-entropy over all answer tokens of the batch (the usual LM loss)."""
     total, count = sequence_logprobs(model, batch)
     return -total.sum() / count.sum().clamp(min=1)
+
+
+def tiny_llama_recipe(tokenizer, fmt: PromptFormat, model_config: TinyLlamaConfig, train_config: TrainConfig,
+                      extra_rows: Sequence[dict] = (), quiet: bool = False) -> Callable[..., Any]:
+    """A synthetic world's training recipe: ``train(rows, seed) -> model`` trains a tiny Llama
+    from scratch on ``rows`` plus ``extra_rows`` (what every model of the world sees)."""
+
+    def train(rows, seed: int, quiet: bool = quiet, description: str = "training"):
+        encoded = encode_rows(tokenizer, fmt, list(rows) + list(extra_rows))
+        batches = QABatches(encoded, train_config.batch_size, tokenizer.pad_token_id, seed=seed)
+        model = build_tiny_llama(len(tokenizer), tokenizer, model_config, seed)
+        n_steps = train_config.epochs * len(batches)
+        train_loop(model, batches.forever(), n_steps, answer_nll, train_config, description=description, quiet=quiet)
+        return model
+
+    return train

@@ -43,6 +43,8 @@ class RunRecord:
     timing: dict[str, float] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    mode: str = "standard"  # "scalability" | "sustainability": one entry per step in ``steps``
+    steps: list[dict[str, Any]] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> dict[str, Any]:

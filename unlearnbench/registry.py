@@ -19,7 +19,7 @@ from unlearnbench.errors import UnknownNameError
 KINDS = ("task", "method", "metric")
 
 _BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
-    "task": ("unlearnbench.tasks.tofu",),
+    "task": ("unlearnbench.tasks.tofu", "unlearnbench.tasks.muse"),
     "method": (
         "unlearnbench.methods.original",
         "unlearnbench.methods.retrain",

@@ -24,6 +24,13 @@ from unlearnbench.records import RunRecord, make_run_id, provenance, save_record
 
 DEFAULT_TASK = "tofu-synth/forget10"
 DEFAULT_METHOD = "npo"
+MODES = {
+    "standard": "unlearn the task's forget set once",
+    "scalability": "unlearn growing forget sets (scal/forget_1..4), each from the original target",
+    "sustainability": "unlearn sequential requests (sust/forget_1..4), each on the previous result",
+}
+MODE_STEPS = {"scalability": "scal", "sustainability": "sust"}
+N_STEPS = 4
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,7 @@ class RunSpec:
     out: Path = Path("runs")
     metrics: tuple[str, ...] = ()  # report only these registered metrics (empty: all)
     quiet: bool = False
+    mode: str = "standard"  # see MODES
     task_options: dict[str, Any] = field(default_factory=dict)  # for tests and library users
 
 
@@ -110,16 +118,21 @@ def run(spec: RunSpec) -> RunResult:
     registry.get("task", spec.task)  # fail on an unknown task before building anything
     if spec.metrics:
         _select({}, {}, spec.metrics, [])
+    if spec.mode not in MODES:
+        raise UnknownNameError("mode", spec.mode, MODES)
     device = resolve_device(spec.device)
 
     params_json = _params_json(params)
     config = {"task": spec.task, "method": spec.method, "params": params_json, "seed": spec.seed,
               "model": spec.model, "oracle": spec.oracle, "data_dir": spec.data_dir, "task_options": spec.task_options}
+    if spec.mode != "standard":  # standard runs keep the ids they always had
+        config["mode"] = spec.mode
     run_id = make_run_id(config)
     run_dir = Path(spec.out) / run_id
     record = RunRecord(
         run_id=run_id, status="running", task={"name": spec.task}, method={"name": spec.method, "params": params_json},
         model={"target": spec.model, "oracle": spec.oracle}, seed=spec.seed, provenance=provenance(config, str(device)),
+        mode=spec.mode,
     )
     save_record(run_dir, record)
     timing: dict[str, float] = {}
@@ -151,28 +164,45 @@ def run(spec: RunSpec) -> RunResult:
         timing["reference_scores_s"] = time.perf_counter() - t
         del oracle
 
+        _check_mode(spec, task)
         ctx = RunContext(seed=spec.seed, device=device, quiet=spec.quiet, task_name=spec.task, recipe=task.recipe)
-        data = UnlearnData(forget=task.splits["forget"], retain=task.splits["retain"], tokenizer=target.tokenizer,
-                           prompt_format=task.prompt_format)
-        t = time.perf_counter()
-        unlearned = method.unlearn(clone_model(target.model), data, params, ctx)
-        timing["unlearn_s"] = time.perf_counter() - t
 
-        t = time.perf_counter()
-        from unlearnbench.scoring import ScoringEngine
+        def evaluate(model, label: str):
+            from unlearnbench.scoring import ScoringEngine
 
-        engine = ScoringEngine(unlearned, target.tokenizer, task.prompt_format, device, quiet=spec.quiet, label="unlearned")
-        per_example = suite["per_example"](suite["statistics"](engine, task.splits))
-        counters["unlearned"] = _counts(engine)
-        metrics, ci = suite["aggregate"](per_example, oracle_scores, seed=spec.seed)
-        timing["evaluate_s"] = time.perf_counter() - t
+            engine = ScoringEngine(model, target.tokenizer, task.prompt_format, device, quiet=spec.quiet, label=label)
+            per_example = suite["per_example"](suite["statistics"](engine, task.splits))
+            counters[label] = _counts(engine)
+            return per_example, *suite["aggregate"](per_example, oracle_scores, seed=spec.seed)
+
+        timing["unlearn_s"] = timing["evaluate_s"] = 0.0
+        model, steps_per_example = None, []
+        for step, forget_role in enumerate(_forget_roles(spec.mode)):
+            forget = task.splits[forget_role]
+            data = _unlearn_data(task, forget, target.tokenizer)
+            start = target.model if model is None or spec.mode != "sustainability" else model
+            t = time.perf_counter()
+            model = method.unlearn(clone_model(start), data, params, ctx)
+            unlearn_s = time.perf_counter() - t
+            t = time.perf_counter()
+            label = "unlearned" if spec.mode == "standard" else f"unlearned step {step + 1}"
+            per_example, metrics, ci = evaluate(model, label)
+            evaluate_s = time.perf_counter() - t
+            timing["unlearn_s"] += unlearn_s
+            timing["evaluate_s"] += evaluate_s
+            if spec.mode != "standard":
+                steps_per_example.append(per_example)
+                record.steps.append({"step": step + 1, "forget": forget_role, "n_forget": len(forget),
+                                     "metrics": metrics, "ci": ci, "unlearn_s": unlearn_s, "evaluate_s": evaluate_s})
+                save_record(run_dir, record)  # a run stopped half-way keeps the steps it finished
 
         rows = suite["rows"]()
         metrics, ci, rows = _select(metrics, ci, spec.metrics, rows)
         record.metrics, record.ci, record.status = metrics, ci, "succeeded"
         timing["total_s"] = time.perf_counter() - t_start
         record.timing = timing
-        save_record(run_dir, record, {"unlearned": per_example, "original": original_scores, "oracle": oracle_scores})
+        extra = {"steps": steps_per_example} if steps_per_example else {}
+        save_record(run_dir, record, {"unlearned": per_example, "original": original_scores, "oracle": oracle_scores, **extra})
         return RunResult(record, run_dir, rows, counters)
     except TrainingDivergedError as exc:
         finish("failed", str(exc))
@@ -188,6 +218,32 @@ def run(spec: RunSpec) -> RunResult:
     except Exception as exc:
         finish("failed", f"{type(exc).__name__}: {exc}")
         raise
+
+
+def _forget_roles(mode: str) -> list[str]:
+    if mode == "standard":
+        return ["forget"]
+    return [f"{MODE_STEPS[mode]}/forget_{k}" for k in range(1, N_STEPS + 1)]
+
+
+def _check_mode(spec: RunSpec, task) -> None:
+    if spec.mode == "standard" or spec.mode in task.modes:
+        return
+    having = [name for name, e in registry.entries("task").items() if spec.mode in str(e.info.get("modes", ""))]
+    raise UserError(
+        f"--mode {spec.mode} needs the task's {MODE_STEPS[spec.mode]}/forget_1..{N_STEPS} splits, and {spec.task!r} has none. "
+        f"Tasks that have them: {', '.join(having) or 'none'}."
+    )
+
+
+def _unlearn_data(task, forget, tokenizer) -> UnlearnData:
+    from unlearnbench.lm import chunk_text_rows
+
+    retain = task.splits["retain"]
+    if task.max_train_tokens:
+        forget = chunk_text_rows(tokenizer, forget, task.max_train_tokens)
+        retain = chunk_text_rows(tokenizer, retain, task.max_train_tokens)
+    return UnlearnData(forget=forget, retain=retain, tokenizer=tokenizer, prompt_format=task.prompt_format)
 
 
 def _rmdir_if_empty(path: Path) -> None:

@@ -12,8 +12,10 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from unlearnbench.errors import DataError
 from unlearnbench.lm import PromptFormat
 
 # Roles of the TOFU-style suite. Forget/retain are what methods train on; the *_eval roles
@@ -63,6 +65,8 @@ class LanguageModelTask:
     load_oracle: Callable[[], LoadedModel]
     recipe: Recipe | None = None
     data_fingerprint: str = ""
+    modes: tuple[str, ...] = ()  # evaluation modes beyond "standard" (scalability, sustainability)
+    max_train_tokens: int | None = None  # methods see long texts cut into windows of this many tokens
     extra: dict[str, Any] = field(default_factory=dict)
 
     kind = "language_model"
@@ -71,3 +75,30 @@ class LanguageModelTask:
     def fingerprint(self) -> str:
         blob = json.dumps({"spec": self.spec.to_json(), "data": self.data_fingerprint}, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def hub_snapshot(repo_id: str, patterns: list[str], *, offline_variant: str) -> Path:
+    """Download (or find in the hub cache) a dataset repository; the files are then read by
+    the same loader as a local ``--data-dir``."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, repo_type="dataset", allow_patterns=patterns))
+    except Exception as exc:  # offline, unreachable, gated: all mean the same to the user
+        raise DataError(
+            f"Could not fetch dataset {repo_id!r} from the Hugging Face hub ({type(exc).__name__}). "
+            "Download it once where the hub is reachable and pass the folder with --data-dir, "
+            f"or run the offline synthetic variant ({offline_variant})."
+        ) from None
+
+
+def model_source(source: str) -> LoadedModel:
+    """Load a target or oracle from a hub id or a ``save_pretrained`` folder."""
+    from unlearnbench.cache import fingerprint, folder_fingerprint
+    from unlearnbench.lm import load_causal_lm
+
+    hint = "Pass a local folder saved with save_pretrained, or check the hub id and your network."
+    model, tokenizer = load_causal_lm(source, offline_hint=hint)
+    path = Path(source.removeprefix("hub:")).expanduser()
+    fp = folder_fingerprint(path) if path.is_dir() else fingerprint({"hub": source})
+    return LoadedModel(model, tokenizer, source, fp)

@@ -29,3 +29,35 @@ _METRICS = [
 
 for _name, _fn, _direction, _lens, _summary in _METRICS:
     register_metric(_name, summary=_summary, direction=_direction, lens=_lens)(_fn)
+
+# Privacy (membership inference; higher attack score = more likely a member) and MUSE.
+from unlearnbench.metrics import muse, privacy  # noqa: E402
+
+_MIA_DIRECTION = "0.5 is ideal: AUC near 0.5 means forget looks like holdout"
+_PRIVACY_AND_MUSE_METRICS = [
+    ("mia_loss", privacy.loss_score, _MIA_DIRECTION, "privacy",
+     "LOSS attack score -NLL; reported as the AUC forget vs holdout"),
+    ("mia_zlib", privacy.zlib_score, _MIA_DIRECTION, "privacy",
+     "zlib attack score -NLL / zlib length; reported as the AUC forget vs holdout"),
+    ("mia_min_k", privacy.min_k_score, _MIA_DIRECTION, "privacy",
+     "Min-K% Prob attack score (k = 0.4); reported as the AUC forget vs holdout"),
+    ("mia_min_k_plus_plus", privacy.min_k_plus_plus_score, _MIA_DIRECTION, "privacy",
+     "Min-K%++ attack score (k = 0.4); reported as the AUC forget vs holdout"),
+    ("mia_reference", privacy.reference_score, _MIA_DIRECTION, "privacy",
+     "reference-model attack score -(NLL - NLL_oracle); reported as the AUC forget vs holdout"),
+    ("mia_gradnorm", privacy.gradnorm_score, _MIA_DIRECTION, "privacy",
+     "gradient-norm attack score -||grad||; reported as the AUC forget vs holdout"),
+    ("mia_auc", privacy.mia_auc, _MIA_DIRECTION, "privacy",
+     "ROC AUC of an attack score, members (forget) labelled 1 vs non-members (holdout)"),
+    ("privleak", privacy.privleak, "closest to 0", "privacy",
+     "MUSE PrivLeak (AUC_u - AUC_r) / AUC_r x 100, Min-K% AUC in MUSE orientation, retrain = oracle"),
+    ("verbmem_forget", muse.verbmem_scores, "lower", "behavior",
+     "MUSE VerbMem: 100 x ROUGE-L F1 of a 128-token continuation of forget text"),
+    ("knowmem_forget", muse.knowmem_scores, "lower", "behavior",
+     "MUSE KnowMem on forget QA: 100 x ROUGE-L F1 of the few-shot answer"),
+    ("knowmem_retain", muse.knowmem_scores, "higher", "utility",
+     "MUSE KnowMem on retain QA: 100 x ROUGE-L F1 of the few-shot answer"),
+]
+
+for _name, _fn, _direction, _lens, _summary in _PRIVACY_AND_MUSE_METRICS:
+    register_metric(_name, summary=_summary, direction=_direction, lens=_lens)(_fn)

@@ -1,35 +1,19 @@
-"""Metric suites: which statistics a task family needs and how metrics turn them into a record.
-
-A suite has two halves. ``statistics`` asks the scoring engine for everything the suite needs
-in one flattened request (answers, paraphrases and perturbed answers of every split go into the
-same length-sorted batches; one generation pass covers every split) and returns per-example
-arrays. ``aggregate`` is pure: it turns per-example arrays (of the model and of the oracle) into
-the flat metrics of a record, with bootstrap CIs. Because ``aggregate`` needs no model, the
-leaderboard can recompute every number from the per-example scores stored beside a record.
-"""
+"""The TOFU suite (Maini et al., 2024): probability, ROUGE-L, truth ratio on four splits,
+forget quality and model utility, plus the privacy lens on forget vs holdout QA."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from unlearnbench.metrics import behavior
-from unlearnbench.metrics.stats import bootstrap_ci
+from unlearnbench.suites import privacy
+from unlearnbench.suites.common import MetricRow, mean_metric
 
-SUITE_VERSION = "1"
 EVAL_ROLES = {"forget": "forget_eval", "retain": "retain_eval", "real_authors": "real_authors_eval", "world_facts": "world_facts_eval"}
 HAS_PARAPHRASE = ("forget", "retain")  # on these, "correct" is the paraphrased answer (TOFU)
 MAX_NEW_TOKENS = 200
-
-
-@dataclass(frozen=True)
-class MetricRow:
-    name: str
-    direction: str  # "higher" | "lower" | "oracle" (closest to the oracle is best)
-    lens: str
-    description: str
 
 
 def tofu_rows() -> list[MetricRow]:
@@ -51,7 +35,7 @@ def tofu_rows() -> list[MetricRow]:
         MetricRow("forget_quality_ks_statistic", "lower", "behavior", "KS statistic D behind forget_quality"),
         MetricRow("forget_quality_n", "info", "behavior", "number of forget examples in the KS test"),
     ]
-    return rows
+    return rows + privacy.rows()
 
 
 def tofu_statistics(engine, splits: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -91,13 +75,20 @@ def tofu_statistics(engine, splits: dict[str, Any]) -> dict[str, dict[str, Any]]
         if parts["paraphrased"] is not None:
             entry["nll_paraphrased"] = np.array([s.nll for s in engine.score(list(zip(qs, parts["paraphrased"])))])
         stats[split] = entry
+    stats["privacy"] = privacy.statistics(engine, _qa_pairs(splits["forget"]), _qa_pairs(splits["holdout"]))
     return stats
+
+
+def _qa_pairs(rows) -> list[tuple[str, str]]:
+    return list(zip(rows["question"], rows["answer"]))
 
 
 def tofu_per_example(stats: dict[str, dict[str, Any]]) -> dict[str, dict[str, list]]:
     """The per-example scores every aggregate is computed from (what goes beside a record)."""
-    out = {}
+    out = {"privacy": privacy.per_example(stats["privacy"])}
     for split, s in stats.items():
+        if split == "privacy":
+            continue
         correct = s["nll_paraphrased"] if split in HAS_PARAPHRASE else s["nll_answer"]
         probability = (
             behavior.answer_probability(s["nll_answer"]) if split in HAS_PARAPHRASE
@@ -126,26 +117,27 @@ def tofu_aggregate(per_example: dict, oracle_per_example: dict | None, *, seed: 
     metrics: dict[str, float] = {}
     ci: dict[str, list[float]] = {}
 
-    def mean_metric(name: str, values, statistic=np.mean) -> None:
-        values = np.asarray(values, dtype=float)
-        metrics[name] = float(statistic(values))
-        ci[name] = list(bootstrap_ci(values, statistic=statistic, n_resamples=n_resamples, seed=seed))
+    def add(name: str, values, statistic=np.mean) -> None:
+        mean_metric(metrics, ci, name, values, statistic=statistic, n_resamples=n_resamples, seed=seed)
 
-    for split, s in per_example.items():
-        mean_metric(f"{split}_probability", s["probability"])
-        mean_metric(f"{split}_rouge_l_recall", s["rouge_l_recall"])
+    for split in EVAL_ROLES:
+        s = per_example[split]
+        add(f"{split}_probability", s["probability"])
+        add(f"{split}_rouge_l_recall", s["rouge_l_recall"])
         summary = behavior.truth_ratio_forget_score if split == "forget" else behavior.truth_ratio_retain_score
-        mean_metric(f"{split}_truth_ratio", s["truth_ratio"], statistic=summary)
+        add(f"{split}_truth_ratio", s["truth_ratio"], statistic=summary)
         if split == "forget":
-            mean_metric("forget_exact_memorization", s["exact_memorization"])
-            mean_metric("forget_extraction_strength", s["extraction_strength"])
+            add("forget_exact_memorization", s["exact_memorization"])
+            add("forget_extraction_strength", s["extraction_strength"])
     utility_parts = [metrics[f"{split}_{m}"] for split in ("retain", "real_authors", "world_facts")
                      for m in ("probability", "rouge_l_recall", "truth_ratio")]
     metrics["model_utility"] = behavior.model_utility(utility_parts)
     if oracle_per_example is not None:
         fq = behavior.forget_quality(per_example["forget"]["truth_ratio"], oracle_per_example["forget"]["truth_ratio"])
         metrics.update({k: float(v) for k, v in fq.items() if k != "forget_quality_n_oracle"})
+    oracle_privacy = oracle_per_example.get("privacy") if oracle_per_example else None
+    privacy.aggregate(per_example["privacy"], oracle_privacy, metrics, ci, seed=seed, n_resamples=n_resamples)
     return metrics, ci
 
 
-SUITES = {"tofu": {"rows": tofu_rows, "statistics": tofu_statistics, "per_example": tofu_per_example, "aggregate": tofu_aggregate}}
+SUITE = {"rows": tofu_rows, "statistics": tofu_statistics, "per_example": tofu_per_example, "aggregate": tofu_aggregate}

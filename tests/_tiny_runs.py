@@ -1,0 +1,58 @@
+"""Real runs on the tiny synthetic world, made once per test session and shared by the
+leaderboard, report, results and browser tests (which copy them before changing anything)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from unlearnbench.records import PER_EXAMPLE_FILE, RECORD_FILE
+
+METHODS = (("original", {}), ("ga", {"epochs": "1"}))
+_made: dict[str, dict[str, Path]] = {}
+
+
+def tiny_runs(tiny_synth, tmp_path_factory) -> dict[str, Path]:
+    """method -> run folder, for the methods in METHODS at seed 0 on tofu-synth/forget10."""
+    if "runs" not in _made:
+        from unlearnbench.runner import RunSpec, run
+
+        out = tmp_path_factory.mktemp("tiny-runs")
+        _made["runs"] = {
+            method: run(RunSpec(task="tofu-synth/forget10", method=method, params=params, out=out, quiet=True,
+                                task_options={"synth": tiny_synth})).run_dir
+            for method, params in METHODS
+        }
+    return _made["runs"]
+
+
+def tiny_loader(tiny_synth):
+    """Re-creates the tiny task through the registry (the record stores the world's options
+    as JSON; the session's SynthConfig object stands in for them)."""
+    from unlearnbench.leaderboard import registry_task
+
+    def load(name, options, data_dir=None, quiet=True):
+        return registry_task(name, {**options, "synth": tiny_synth}, data_dir, quiet)
+
+    return load
+
+
+def copy_run(src: Path, dest: Path, *, record=None, per_example=None, clean: bool = True) -> Path:
+    """Copy a run folder; ``record`` / ``per_example`` are functions that edit the parsed JSON.
+    ``clean`` marks the harness as committed, whatever the state of this checkout."""
+    dest.mkdir(parents=True, exist_ok=True)
+    data = json.loads((src / RECORD_FILE).read_text())
+    if clean:
+        data["provenance"]["git_dirty"] = False
+        data["provenance"]["git_sha"] = data["provenance"].get("git_sha") or "0" * 40
+    if record:
+        record(data)
+    (dest / RECORD_FILE).write_text(json.dumps(data, indent=2))
+    if per_example:
+        scores = json.loads((src / PER_EXAMPLE_FILE).read_text())
+        per_example(scores)
+        (dest / PER_EXAMPLE_FILE).write_text(json.dumps(scores))
+    else:
+        shutil.copy(src / PER_EXAMPLE_FILE, dest / PER_EXAMPLE_FILE)
+    return dest

@@ -1,0 +1,366 @@
+"""Leaderboard submissions: a run is checked before it is accepted, then stored as plain files.
+
+A submission is a run folder (``record.json`` with ``per_example.json`` beside it). Everything
+that can be checked is checked, cheapest first: the record's schema and version; provenance
+(package versions, git revision, a clean tree unless ``allow_dirty``); duplicates of a run
+already on the board; the task's name, version and fingerprint against the registry's; and
+every aggregate metric, CI and reference row recomputed from the per-example scores by the
+suite's pure ``aggregate``. Nothing in a submission is executed or unpickled: it is read as
+JSON, symbolic links are refused, and every name that becomes a path is checked or sanitised.
+
+Accepted submissions live under ``<board>/<task folder>/<run_id>/`` (record, per-example
+scores, and ``submission.json`` with what was checked); :mod:`unlearnbench.boards` renders the
+boards from them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from unlearnbench.errors import UnknownNameError, UserError
+from unlearnbench.ranking import number
+from unlearnbench.records import PER_EXAMPLE_FILE, RECORD_FILE, SCHEMA_VERSION
+
+DEFAULT_BOARD = Path("leaderboards")
+SUBMISSION_FILE = "submission.json"
+MAX_RECORD_BYTES = 16 << 20
+MAX_PER_EXAMPLE_BYTES = 512 << 20
+# Recomputed numbers must agree to this relative tolerance (the same code on the same
+# numbers; the slack only absorbs summation order across numpy builds).
+REL_TOL, ABS_TOL = 1e-9, 1e-12
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=-]{0,199}$")
+
+
+class SubmissionError(UserError):
+    """A submission that cannot be accepted; the message says which check refused it and why."""
+
+
+# ----------------------------------------------------------------------- reading safely
+
+
+def task_folder(task_name: str) -> str:
+    """A safe folder name for a task: ``tofu-synth/forget10`` -> ``tofu-synth__forget10``."""
+    name = re.sub(r"\.{2,}", ".", re.sub(r"[^A-Za-z0-9._-]+", "_", str(task_name).replace("/", "__"))).lstrip(".")
+    if not name:
+        raise SubmissionError(f"Task name {task_name!r} gives no usable folder name.")
+    return name[:200]
+
+
+def read_json(path: Path, limit: int, what: str) -> Any:
+    """Parse a JSON file that came from someone else: no symlinks, bounded size, JSON only."""
+    path = Path(path)
+    if path.is_symlink():
+        raise SubmissionError(f"{path} is a symbolic link; submit the file itself (links are refused so a "
+                              "submission cannot point at files outside it).")
+    if not path.is_file():
+        raise SubmissionError(f"The {what} {path} does not exist. A run folder holds {RECORD_FILE} and {PER_EXAMPLE_FILE}.")
+    size = path.stat().st_size
+    if size > limit:
+        raise SubmissionError(f"The {what} {path} is {size} bytes, over the limit of {limit} bytes.")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constants)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SubmissionError(f"The {what} {path} is not valid JSON ({exc}).") from None
+    except RecursionError:
+        raise SubmissionError(f"The {what} {path} is nested too deeply to be a record.") from None
+
+
+def _no_constants(name: str):
+    # records write NaN and infinities as null; a bare NaN means the file was made by other means
+    raise json.JSONDecodeError(f"{name} is not JSON (records write non-finite numbers as null)", name, 0)
+
+
+def locate(path: Path) -> tuple[Path, Path]:
+    """(record.json, per_example.json) of a run folder or of a record file."""
+    path = Path(path)
+    if path.is_symlink():
+        raise SubmissionError(f"{path} is a symbolic link; submit the run folder itself.")
+    if path.is_dir():
+        return path / RECORD_FILE, path / PER_EXAMPLE_FILE
+    if path.is_file():
+        return path, path.parent / PER_EXAMPLE_FILE
+    raise SubmissionError(f"{path} does not exist. Submit a run folder (runs/<run_id>) or its {RECORD_FILE}.")
+
+
+# ---------------------------------------------------------------------------- validation
+
+_REQUIRED: dict[str, type | tuple[type, ...]] = {
+    "schema_version": int, "run_id": str, "status": str, "task": dict, "method": dict, "model": dict,
+    "seed": int, "metrics": dict, "ci": dict, "reference": dict, "provenance": dict,
+}
+
+
+def check_schema(record: Any) -> None:
+    """Every field the board and the checks rely on, with its type."""
+    if not isinstance(record, dict):
+        raise SubmissionError(f"The record is a JSON {type(record).__name__}, not an object: is this a {RECORD_FILE}?")
+    version = record.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise SubmissionError(f"Record schema version {version!r} is not the version this unlearnbench reads "
+                              f"({SCHEMA_VERSION}); re-run the evaluation with this version.")
+    problems = [f"'{k}' is missing" if k not in record else f"'{k}' should be a {getattr(t, '__name__', t)}, "
+                f"not {type(record[k]).__name__}" for k, t in _REQUIRED.items()
+                if k not in record or not isinstance(record[k], t) or (t is int and isinstance(record[k], bool))]
+    if not problems:
+        task, method = record["task"], record["method"]
+        problems += [f"'task.{k}' is missing or not a string" for k in ("name", "version", "fingerprint")
+                     if not isinstance(task.get(k), str)]
+        if not isinstance(task.get("options", {}), dict):
+            problems.append("'task.options' should be an object")
+        if not isinstance(method.get("name"), str) or not method["name"].isprintable() or len(method["name"]) > 100:
+            problems.append("'method.name' is missing or not a short printable string")
+        if not isinstance(method.get("params", {}), dict):
+            problems.append("'method.params' should be an object")
+        if not isinstance(record.get("mode", "standard"), str) or not isinstance(record.get("steps", []), list):
+            problems.append("'mode' should be a string and 'steps' a list")
+        problems += [f"metric {k!r} is {v!r}, not a number" for k, v in record["metrics"].items()
+                     if v is not None and number(v) is None]
+        for which in ("original", "oracle"):
+            if not isinstance(record["reference"].get(which), dict):
+                problems.append(f"'reference.{which}' (the {which} model's metrics) is missing")
+    if problems:
+        raise SubmissionError("The record does not follow the RunRecord schema: " + "; ".join(problems) + ".")
+    if record["status"] != "succeeded":
+        raise SubmissionError(f"Run {record['run_id']} has status {record['status']!r}; only succeeded runs can be submitted.")
+    if not RUN_ID_PATTERN.match(record["run_id"]) or ".." in record["run_id"]:
+        raise SubmissionError(f"run_id {record['run_id']!r} is not a safe name (letters, digits and . _ + = - only, "
+                              "no '..', at most 200 characters); run ids made by `unlearnbench evaluate` always are.")
+
+
+def check_per_example(per_example: Any) -> None:
+    if not isinstance(per_example, dict):
+        raise SubmissionError(f"{PER_EXAMPLE_FILE} should be an object with 'unlearned', 'original' and 'oracle'.")
+    missing = [k for k in ("unlearned", "original", "oracle") if not isinstance(per_example.get(k), dict)]
+    if missing:
+        raise SubmissionError(f"{PER_EXAMPLE_FILE} lacks the per-example scores of {', '.join(missing)}: "
+                              "the board recomputes every number from them.")
+
+
+def check_provenance(record: dict, allow_dirty: bool) -> None:
+    prov = record["provenance"]
+    packages = prov.get("packages")
+    if not isinstance(packages, dict) or not packages:
+        raise SubmissionError("The record's provenance has no package versions ('provenance.packages'); "
+                              "records written by `unlearnbench evaluate` carry them.")
+    if not isinstance(prov.get("git_sha"), str) or not prov["git_sha"]:
+        raise SubmissionError("The record's provenance has no git revision ('provenance.git_sha'): run the "
+                              "evaluation from a git checkout of unlearnbench so the board can name the harness.")
+    dirty = prov.get("git_dirty")
+    if dirty is not False and not allow_dirty:
+        state = "had uncommitted changes" if dirty is True else "may have had uncommitted changes (git_dirty is unknown)"
+        raise SubmissionError(f"The harness {state} when run {record['run_id']} was made (revision {prov['git_sha'][:12]}). "
+                              "Commit and re-run, or pass --allow-dirty to submit it marked as made from a dirty tree.")
+
+
+def per_example_digest(per_example: dict) -> str:
+    blob = json.dumps(per_example.get("unlearned"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def check_not_on_board(record: dict, digest: str, board: Path) -> None:
+    folder = Path(board) / task_folder(record["task"]["name"])
+    if (folder / record["run_id"]).exists():
+        raise SubmissionError(f"Run {record['run_id']} is already on the board ({folder / record['run_id']}).")
+    config = record["provenance"].get("config_hash")
+    for other in stored_runs(folder):
+        mine = read_quiet(other / SUBMISSION_FILE) or {}
+        theirs = read_quiet(other / RECORD_FILE) or {}
+        if config and theirs.get("provenance", {}).get("config_hash") == config:
+            raise SubmissionError(f"Run {record['run_id']} duplicates {other.name} already on the board "
+                                  "(same task, method, parameters and seed).")
+        if mine.get("per_example_sha256") == digest:
+            raise SubmissionError(f"Run {record['run_id']} has exactly the per-example scores of {other.name}, "
+                                  "already on the board.")
+
+
+def read_quiet(path: Path) -> Any:
+    try:
+        return None if path.is_symlink() else json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def registry_task(name: str, options: dict, data_dir: str | None = None, quiet: bool = True):
+    """Re-create a task from its registered name and the options recorded with it."""
+    from unlearnbench import registry
+    from unlearnbench.runner import RunSpec, load_task
+
+    try:
+        registry.get("task", name)
+    except UnknownNameError as exc:
+        raise SubmissionError(f"The record's task is not registered here: {exc}") from None
+    try:
+        return load_task(RunSpec(task=name, task_options=dict(options), data_dir=data_dir, quiet=quiet))
+    except UserError:
+        raise
+    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+        raise SubmissionError(f"Task {name!r} could not be re-created from the options in the record "
+                              f"({', '.join(sorted(options)) or 'none'}): {type(exc).__name__}: {exc}. "
+                              "The task family has to accept the options it records.") from None
+
+
+def check_task(record: dict, task) -> str:
+    """Name, version and fingerprint against the registry's; returns the suite name."""
+    recorded = record["task"]
+    theirs = {"version": recorded["version"], "fingerprint": recorded["fingerprint"]}
+    ours = {"version": str(task.spec.version), "fingerprint": task.fingerprint}
+    for key in ("version", "fingerprint"):
+        if theirs[key] != ours[key]:
+            what = "made on different data or a different task definition" if key == "fingerprint" else "made with another version of the task"
+            raise SubmissionError(f"Task {recorded['name']}: the record's {key} {theirs[key]!r} differs from the "
+                                  f"registry's {ours[key]!r}; the run was {what}. Re-run it with this unlearnbench.")
+    if recorded.get("suite", task.suite) != task.suite:
+        raise SubmissionError(f"Task {recorded['name']}: the record names suite {recorded['suite']!r} but the task "
+                              f"is scored by {task.suite!r}.")
+    return task.suite
+
+
+def _same(a: Any, b: Any) -> bool:
+    a, b = number(a), number(b)
+    if a is None or b is None:
+        return a is None and b is None
+    return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=ABS_TOL)
+
+
+def _compare(recorded: dict, recomputed: dict, where: str) -> None:
+    for name, value in recorded.items():
+        if name not in recomputed:
+            raise SubmissionError(f"{where}: metric {name!r} is in the record but the suite does not compute it "
+                                  "from the per-example scores.")
+        if isinstance(value, list):  # a CI
+            if len(value) != 2 or not all(_same(v, w) for v, w in zip(value, recomputed[name])):
+                raise SubmissionError(f"{where}: the CI of metric {name!r} is {value} in the record but "
+                                      f"{list(recomputed[name])} recomputed from the per-example scores.")
+        elif not _same(value, recomputed[name]):
+            raise SubmissionError(f"{where}: metric {name!r} is {value!r} in the record but {recomputed[name]!r} "
+                                  "recomputed from the per-example scores; the record was altered or the scores "
+                                  "are not this run's.")
+
+
+def check_recomputed(record: dict, per_example: dict, suite_name: str) -> dict[str, Any]:
+    """Every aggregate of the record (metrics, CIs, reference rows, and steps where their
+    per-example scores come along) recomputed by the suite's pure ``aggregate``."""
+    from unlearnbench.suites import SUITES
+
+    if suite_name not in SUITES:
+        raise SubmissionError(f"Suite {suite_name!r} is not known to this unlearnbench (known: {', '.join(SUITES)}).")
+    aggregate = SUITES[suite_name]["aggregate"]
+    seed = record["seed"]
+
+    def run_aggregate(scores, oracle, what):
+        try:
+            return aggregate(scores, oracle, seed=seed)
+        except Exception as exc:  # malformed scores surface as whatever numpy raises
+            raise SubmissionError(f"The per-example scores of the {what} model do not have the layout suite "
+                                  f"{suite_name!r} expects ({type(exc).__name__}: {exc}).") from None
+
+    metrics, ci = run_aggregate(per_example["unlearned"], per_example["oracle"], "unlearned")
+    _compare(record["metrics"], metrics, "metrics")
+    _compare(record["ci"], ci, "ci")
+    for which in ("original", "oracle"):
+        ref = run_aggregate(per_example[which], per_example["oracle"], which)[0]
+        _compare(record["reference"][which], ref, f"reference.{which}")
+    return {"steps_checked": _check_steps(record, per_example, run_aggregate)}
+
+
+def _check_steps(record: dict, per_example: dict, run_aggregate: Callable) -> int:
+    """Scalability / sustainability runs carry ``steps`` (each with its ``metrics`` and ``ci``)
+    and ``per_example["steps"]`` (each step's per-example scores of the unlearned model, or an
+    object with them under ``unlearned``); each step is recomputed like the final metrics.
+    Returns the number of steps checked."""
+    steps = record.get("steps") or []
+    if not steps:
+        return 0
+    scores = per_example.get("steps")
+    if not isinstance(steps, list) or not isinstance(scores, list) or len(scores) != len(steps):
+        raise SubmissionError(f"The record has {len(steps) if isinstance(steps, list) else 'malformed'} steps but "
+                              f"{PER_EXAMPLE_FILE} does not hold one set of per-example scores per step ('steps'); "
+                              "every step's metrics must be recomputable.")
+    for i, (step, step_scores) in enumerate(zip(steps, scores)):
+        if not isinstance(step, dict) or not isinstance(step.get("metrics"), dict) or not isinstance(step_scores, dict):
+            raise SubmissionError(f"Step {i + 1} of the record has no 'metrics' object, or its per-example scores are missing.")
+        unlearned = step_scores["unlearned"] if isinstance(step_scores.get("unlearned"), dict) else step_scores
+        metrics, ci = run_aggregate(unlearned, per_example["oracle"], f"step {i + 1}")
+        _compare(step["metrics"], metrics, f"steps[{i}].metrics")
+        if isinstance(step.get("ci"), dict):
+            _compare(step["ci"], ci, f"steps[{i}].ci")
+    return len(steps)
+
+
+@dataclass
+class Submission:
+    record: dict
+    per_example: dict
+    digest: str
+    suite: str
+    notes: dict = field(default_factory=dict)
+
+
+def validate(path: Path, *, board: Path = DEFAULT_BOARD, allow_dirty: bool = False, data_dir: str | None = None,
+             task_loader: Callable | None = None, quiet: bool = True) -> Submission:
+    """Every check, cheapest first; raises :class:`SubmissionError` naming what was refused."""
+    record_path, per_example_path = locate(path)
+    record = read_json(record_path, MAX_RECORD_BYTES, "record")
+    check_schema(record)
+    check_provenance(record, allow_dirty)
+    per_example = read_json(per_example_path, MAX_PER_EXAMPLE_BYTES, "per-example scores")
+    check_per_example(per_example)
+    digest = per_example_digest(per_example)
+    check_not_on_board(record, digest, board)
+    loader = task_loader or registry_task
+    task = loader(record["task"]["name"], record["task"].get("options", {}), data_dir, quiet)
+    suite = check_task(record, task)
+    notes = check_recomputed(record, per_example, suite)
+    return Submission(record, per_example, digest, suite, notes)
+
+
+def store(submission: Submission, board: Path = DEFAULT_BOARD) -> Path:
+    """Write the accepted files under ``<board>/<task folder>/<run_id>/`` (all or nothing)."""
+    record = submission.record
+    folder = Path(board) / task_folder(record["task"]["name"])
+    final = folder / record["run_id"]
+    if final.resolve().parent != folder.resolve():  # belt and braces behind the run-id check
+        raise SubmissionError(f"run_id {record['run_id']!r} would be stored outside {folder}.")
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder, prefix=".incoming-"))
+    try:
+        tmp.chmod(0o755)  # mkdtemp's 0700 would hide the run from a web server serving the board
+        (tmp / RECORD_FILE).write_text(json.dumps(record, indent=2, allow_nan=False) + "\n")
+        (tmp / PER_EXAMPLE_FILE).write_text(json.dumps(submission.per_example, separators=(",", ":"), allow_nan=False) + "\n")
+        meta = {"run_id": record["run_id"], "task": record["task"]["name"], "suite": submission.suite,
+                "per_example_sha256": submission.digest, "dirty": record["provenance"].get("git_dirty") is not False,
+                **submission.notes}
+        (tmp / SUBMISSION_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def submit(path: Path, *, board: Path = DEFAULT_BOARD, allow_dirty: bool = False, data_dir: str | None = None,
+           task_loader: Callable | None = None, quiet: bool = True) -> Path:
+    """Validate a run and store it on the board; returns the stored folder."""
+    sub = validate(path, board=board, allow_dirty=allow_dirty, data_dir=data_dir, task_loader=task_loader, quiet=quiet)
+    return store(sub, board)
+
+
+# -------------------------------------------------------------------------------- boards
+
+
+def stored_runs(folder: Path) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith("."))
+

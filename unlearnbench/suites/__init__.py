@@ -1,0 +1,24 @@
+"""Metric suites: which statistics a task family needs and how metrics turn them into a record.
+
+A suite has two halves. ``statistics(engine, splits)`` asks the scoring engine for everything
+the suite needs in flattened requests (length-sorted batches, one generation pass per kind of
+prompt) and returns per-example arrays. ``aggregate(per_example, oracle_per_example, seed=)``
+is pure: it turns per-example scores (of the model and of the oracle) into the flat metrics of
+a record, with bootstrap CIs. Because ``aggregate`` needs no model, the leaderboard can
+recompute every number from the per-example scores stored beside a record. ``rows()`` names
+the metrics in display order with their lens and direction.
+
+A task names its suite; a new family adds a module here and one line to :data:`SUITES`.
+"""
+
+from __future__ import annotations
+
+from unlearnbench.suites import muse, tofu
+from unlearnbench.suites.common import MetricRow
+
+# Bumped whenever a suite's statistics change, so cached reference scores are recomputed.
+SUITE_VERSION = "2"
+
+SUITES = {"tofu": tofu.SUITE, "muse": muse.SUITE}
+
+__all__ = ["SUITES", "SUITE_VERSION", "MetricRow"]
