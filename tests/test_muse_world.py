@@ -211,6 +211,25 @@ def test_holdout_entities_never_occur_in_training_texts(world, events):
             assert not _has_word(corpus, word), word
 
 
+def test_oracle_has_seen_every_token_of_forget_and_holdout_but_their_entities(world, events, tokenizer):
+    # Pool values are dealt so the retain events use them all: the only tokens of a forget
+    # or holdout article the oracle never trained on are the event's own invented names,
+    # and both sides have the same number of those, keeping the oracle's Min-K% AUC near 0.5.
+    seen = {i for t in training_texts(world, "oracle") for i in tokenizer(t, add_special_tokens=False)["input_ids"]}
+    unseen_entity_tokens = {}
+    for role in ("forget", "holdout"):
+        n = 0
+        for e in _role(events, role):
+            own = {w for ent in e["entities"] for w in (ent, "\u0120" + ent)}  # with and without the space marker
+            for text in e["texts"]:
+                for piece in tokenizer.convert_ids_to_tokens(tokenizer(text, add_special_tokens=False)["input_ids"]):
+                    if tokenizer.convert_tokens_to_ids(piece) not in seen:
+                        assert piece in own, (role, piece)
+                        n += 1
+        unseen_entity_tokens[role] = n
+    assert unseen_entity_tokens["forget"] == unseen_entity_tokens["holdout"] > 0
+
+
 # --------------------------------------------------------------------------- verbmem
 
 
@@ -386,13 +405,20 @@ def test_tokenizer_round_trips_every_world_string_without_unk(world, tokenizer):
         assert tokenizer.decode(ids) == text
 
 
-def test_tokenizer_keeps_newlines_as_tokens(tokenizer):
-    text = "Question: Who organised it?\nAnswer: 3000\n\nQuestion: When?\nAnswer:"
+def test_tokenizer_keeps_newlines_as_tokens(world, tokenizer):
+    # A KnowMem prompt as the evaluator renders it: one few-shot pair, then the question.
+    shot, row = world["knowmem"]["retain_qa_icl"][0], world["knowmem"]["retain_qa"][0]
+    text = qa_block(shot["question"], shot["answer"]) + "\n\n" + f"Question: {row['question']}\nAnswer:"
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    assert tokenizer.decode(ids) == text
-    newline = tokenizer("\n", add_special_tokens=False)["input_ids"]
     assert tokenizer.unk_token_id not in ids
-    assert len(newline) == 1 and ids.count(newline[0]) == text.count("\n") == 4
+    assert tokenizer.decode(ids) == text
+    newline = tokenizer.convert_tokens_to_ids("Ċ")  # byte-level "\n"
+    assert ids.count(newline) == text.count("\n") == 4
+
+
+def test_a_trailing_space_after_answer_encodes_like_none(tokenizer):
+    # MUSE's KnowMem prompt ends in "Answer: "; the space must not become an unknown token
+    assert tokenizer("Question: Who?\nAnswer: ")["input_ids"] == tokenizer("Question: Who?\nAnswer:")["input_ids"]
 
 
 def test_tokenizer_decodes_generated_ids_with_special_tokens_skipped(world, tokenizer):

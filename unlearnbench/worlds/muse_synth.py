@@ -74,7 +74,7 @@ from typing import TYPE_CHECKING, Callable
 if TYPE_CHECKING:  # transformers is imported lazily: generating the world needs no ML stack
     from transformers import PreTrainedTokenizerFast
 
-WORLD_VERSION = "1"
+WORLD_VERSION = "2"  # 2: the tokenizer strips trailing whitespace (KnowMem prompts)
 
 __all__ = [
     "WORLD_VERSION",
@@ -117,9 +117,8 @@ class MuseWorldConfig:
 # --------------------------------------------------------------------------- pools
 
 _FIRST_NAMES = [
-    "Mira", "Jonas", "Elena", "Tomas", "Ada", "Felix", "Lena", "Oskar", "Nadia", "Pavel",
-    "Iris", "Hugo", "Sana", "Milo", "Rosa", "Emil", "Greta", "Anton", "Clara", "Victor",
-    "Leila", "Bruno", "Hanna", "Marek",
+    "Mira", "Jonas", "Elena", "Tomas", "Ada", "Felix", "Lena", "Oskar",
+    "Nadia", "Pavel", "Iris", "Hugo", "Sana", "Milo", "Rosa", "Emil",
 ]
 # Open and closed syllables: 2-3 syllable words give tens of thousands of invented names.
 _SYLLABLES = [
@@ -131,34 +130,30 @@ _MONTHS = [
     "January", "February", "March", "April", "May", "June", "July", "August",
     "September", "October", "November", "December",
 ]
+# Value pools are dealt per kind from shuffled decks (see _Draw) and hold at most 12
+# values, so the retain events of a kind use every value: no token of a forget or
+# holdout article is unseen by the oracle except the event's own invented names (with
+# dozens of values per pool, about 10 of the ~120 tokens of a forget article were values
+# the oracle had never seen, at a log-prob near -14, and the oracle's Min-K% AUC
+# wandered between 0.41 and 0.48 with the luck of the draw).
 _WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 _SMALL_NUMBERS = ["two", "three", "four", "five", "six", "seven"]
-# Counts drawn from pools of a few dozen values: every number is a trained token, and an
-# oracle that guesses a number is right only by chance.
-_CROWDS = [str(n) for n in range(1200, 9601, 200)]
-_JOBS_CREATED = [str(n) for n in range(40, 801, 20)]
-_VOTES = [str(n) for n in range(1100, 5001, 100)]
-_SPECIMENS = [str(n) for n in range(3, 41)]
-_MILLIONS = [str(n) for n in range(2, 61)]
-_JOBS = [
-    "baker", "teacher", "carpenter", "nurse", "farmer", "librarian", "pharmacist",
-    "fisherman", "painter", "postman", "tailor", "mechanic",
-]
-_FESTIVAL_THEMES = [
-    "kite", "lantern", "harvest", "cheese", "jazz", "boat", "flower", "pumpkin",
-    "puppet", "bread", "film", "poetry",
-]
+_CROWDS = ["1200", "2400", "3100", "4600", "5300", "6800", "7500", "8900"]
+_JOBS_CREATED = ["60", "120", "180", "250", "340", "420", "560", "750"]
+_VOTES = ["1150", "1480", "1920", "2360", "2730", "3140", "3580", "4210"]
+_SCORES = ["2:0", "2:1", "3:0", "3:1", "3:2", "4:1", "4:2", "5:3"]  # winner:loser goals
+_SPECIMENS = ["4", "7", "9", "12", "15", "19", "23", "31"]
+_MILLIONS = ["3", "8", "14", "22", "35", "47", "60", "85"]
+_JOBS = ["baker", "teacher", "carpenter", "nurse", "farmer", "librarian", "fisherman", "painter"]
+_FESTIVAL_THEMES = ["kite", "lantern", "harvest", "cheese", "jazz", "boat", "flower", "puppet"]
 _VENUES = [
     "the old harbour", "the market square", "the river meadow", "the castle gardens",
     "the railway yard", "the town park", "the sports ground", "the lakeside",
 ]
-_SECTORS = ["Foods", "Textiles", "Robotics", "Paper", "Glassworks", "Motors", "Pharma",
-            "Furniture", "Ceramics", "Bicycles", "Batteries", "Timber"]
+_SECTORS = ["Foods", "Textiles", "Robotics", "Paper", "Glassworks", "Motors", "Ceramics", "Timber"]
 _FACILITIES = ["factory", "warehouse", "research centre", "workshop", "laboratory", "depot"]
-_TEAM_NICKNAMES = ["Rovers", "United", "Wanderers", "Rangers", "Athletic", "Falcons",
-                   "Comets", "Harriers", "Albion", "Town"]
-_ANIMALS = ["frog", "beetle", "moth", "snail", "orchid", "fern", "lizard", "spider",
-            "salamander", "mushroom"]
+_TEAM_NICKNAMES = ["Rovers", "United", "Wanderers", "Rangers", "Athletic", "Falcons", "Comets", "Harriers"]
+_ANIMALS = ["frog", "beetle", "moth", "snail", "orchid", "fern", "lizard", "spider"]
 _PLACE_TYPES = ["Lake", "Mount", "Cape", "Glen", "Forest", "Valley"]
 _PARTIES = ["Green Party", "Farmers Union", "Civic League", "Harbour Party",
             "Liberal Alliance", "Workers Party", "River Movement", "Citizens Front"]
@@ -284,17 +279,51 @@ class _Namer:
                 return word
 
 
+class _Draw:
+    """The random choices of one event.
+
+    Pool values are dealt, per kind and per slot (a festival's month, a match's crowd,
+    ...), from a sequence of shuffled decks in event order: the ``r``-th event of a kind
+    gets card ``r`` of that sequence. Every run of a kind's events as long as two decks
+    therefore uses every value of the pool, so the retain events show the oracle every
+    value a forget or holdout article can contain, while the values of forget and
+    holdout events are still drawn the same way (exchangeable). Wording variants come
+    from the event's own stream.
+    """
+
+    def __init__(self, config: MuseWorldConfig, kind: str, rank: int, rng: random.Random):
+        self.config, self.kind, self.rank, self.rng = config, kind, rank, rng
+
+    def _card(self, slot: str, pool: list[str], card: int) -> str:
+        deck_no, pos = divmod(card, len(pool))
+        deck = list(pool)
+        _rng(self.config, "deck", self.kind, slot, deck_no).shuffle(deck)
+        return deck[pos]
+
+    def deal(self, slot: str, pool: list[str]) -> str:
+        return self._card(slot, pool, self.rank)
+
+    def deal_distinct(self, slot: str, pool: list[str], count: int) -> list[str]:
+        # ``count`` consecutive cards of one deck (the pool size is a multiple of count):
+        # always distinct values.
+        assert len(pool) % count == 0
+        return [self._card(slot, pool, self.rank * count + i) for i in range(count)]
+
+    def person(self, role: str, surname: str) -> str:
+        return f"{self.deal(role, _FIRST_NAMES)} {surname}"
+
+
 # Each kind draws its entities and values and returns
 # (entities, headline variants, sentence variants, facts); every variant pair holds
 # the two wordings the event's two articles use.
 
-def _festival(rng: random.Random, namer: _Namer) -> tuple:
+def _festival(draw: _Draw, namer: _Namer) -> tuple:
     town, surname = namer.word(), namer.word()
-    person = f"{rng.choice(_FIRST_NAMES)} {surname}"
-    theme, venue, month = rng.choice(_FESTIVAL_THEMES), rng.choice(_VENUES), rng.choice(_MONTHS)
-    crowd, days, job = rng.choice(_CROWDS), rng.choice(_SMALL_NUMBERS), rng.choice(_JOBS)
+    person = draw.person("organiser", surname)
+    theme, venue, month = draw.deal("theme", _FESTIVAL_THEMES), draw.deal("venue", _VENUES), draw.deal("month", _MONTHS)
+    crowd, days, job = draw.deal("crowd", _CROWDS), draw.deal("days", _SMALL_NUMBERS), draw.deal("job", _JOBS)
     fest = f"the {theme} festival in {town}"
-    headline = (f"{theme.capitalize()} festival draws crowds to {town}",
+    headline = (f"Crowds flock to the {theme} festival in {town}",
                 f"{town} celebrates its {theme} festival")
     sentences = [
         (f"The {theme} festival of {town} took place in {month} at {venue}.",
@@ -318,12 +347,12 @@ def _festival(rng: random.Random, namer: _Namer) -> tuple:
     return (town, surname), headline, sentences, facts
 
 
-def _company(rng: random.Random, namer: _Namer) -> tuple:
+def _company(draw: _Draw, namer: _Namer) -> tuple:
     brand, town, surname = namer.word(), namer.word(), namer.word()
-    company = f"{brand} {rng.choice(_SECTORS)}"
-    person = f"{rng.choice(_FIRST_NAMES)} {surname}"
-    facility, jobs, cost = rng.choice(_FACILITIES), rng.choice(_JOBS_CREATED), rng.choice(_MILLIONS)
-    weekday = rng.choice(_WEEKDAYS)
+    company = f"{brand} {draw.deal('sector', _SECTORS)}"
+    person = draw.person("chief", surname)
+    facility, jobs = draw.deal("facility", _FACILITIES), draw.deal("jobs", _JOBS_CREATED)
+    cost, weekday = draw.deal("cost", _MILLIONS), draw.deal("weekday", _WEEKDAYS)
     headline = (f"{company} opens new {facility} in {town}",
                 f"{company} to create {jobs} jobs in {town}")
     sentences = [
@@ -348,15 +377,13 @@ def _company(rng: random.Random, namer: _Namer) -> tuple:
     return (brand, town, surname), headline, sentences, facts
 
 
-def _match(rng: random.Random, namer: _Namer) -> tuple:
+def _match(draw: _Draw, namer: _Namer) -> tuple:
     home_town, away_town, scorer_surname, coach_surname = (namer.word() for _ in range(4))
-    home_nick, away_nick = rng.sample(_TEAM_NICKNAMES, 2)
+    home_nick, away_nick = draw.deal_distinct("nickname", _TEAM_NICKNAMES, 2)
     home, away = f"{home_town} {home_nick}", f"{away_town} {away_nick}"
-    scorer = f"{rng.choice(_FIRST_NAMES)} {scorer_surname}"
-    coach = f"{rng.choice(_FIRST_NAMES)} {coach_surname}"
-    goals = rng.randint(2, 5)
-    conceded = rng.randint(0, goals - 1)
-    crowd, weekday = rng.choice(_CROWDS), rng.choice(_WEEKDAYS)
+    scorer, coach = draw.person("scorer", scorer_surname), draw.person("coach", coach_surname)
+    goals, conceded = draw.deal("score", _SCORES).split(":")
+    crowd, weekday = draw.deal("crowd", _CROWDS), draw.deal("weekday", _WEEKDAYS)
     headline = (f"{home} beat {away} {goals} to {conceded}",
                 f"Late goal gives {home} victory over {away}")
     sentences = [
@@ -383,11 +410,11 @@ def _match(rng: random.Random, namer: _Namer) -> tuple:
     return (home_town, away_town, scorer_surname, coach_surname), headline, sentences, facts
 
 
-def _science(rng: random.Random, namer: _Namer) -> tuple:
+def _science(draw: _Draw, namer: _Namer) -> tuple:
     uni_town, surname, place_name, species = (namer.word() for _ in range(4))
-    person = f"{rng.choice(_FIRST_NAMES)} {surname}"
-    animal, place = rng.choice(_ANIMALS), f"{rng.choice(_PLACE_TYPES)} {place_name}"
-    count, month = rng.choice(_SPECIMENS), rng.choice(_MONTHS)
+    person = draw.person("leader", surname)
+    animal, place = draw.deal("animal", _ANIMALS), f"{draw.deal('place', _PLACE_TYPES)} {place_name}"
+    count, month = draw.deal("count", _SPECIMENS), draw.deal("month", _MONTHS)
     team = f"the University of {uni_town} team"
     headline = (f"New {animal} species found near {place}",
                 f"Scientists in {uni_town} describe the {species} {animal}")
@@ -415,16 +442,15 @@ def _science(rng: random.Random, namer: _Namer) -> tuple:
     return (uni_town, surname, place_name, species), headline, sentences, facts
 
 
-def _election(rng: random.Random, namer: _Namer) -> tuple:
+def _election(draw: _Draw, namer: _Namer) -> tuple:
     town, winner_surname, loser_surname = (namer.word() for _ in range(3))
-    winner = f"{rng.choice(_FIRST_NAMES)} {winner_surname}"
-    loser = f"{rng.choice(_FIRST_NAMES)} {loser_surname}"
-    party, votes, promise = rng.choice(_PARTIES), rng.choice(_VOTES), rng.choice(_PROMISES)
-    month = rng.choice(_MONTHS)
-    headline = (f"{winner} elected mayor of {town}",
+    winner, loser = draw.person("winner", winner_surname), draw.person("loser", loser_surname)
+    party, votes = draw.deal("party", _PARTIES), draw.deal("votes", _VOTES)
+    promise, month = draw.deal("promise", _PROMISES), draw.deal("month", _MONTHS)
+    headline = (f"Voters in {town} elect {winner} as mayor",
                 f"{town} chooses {winner} as new mayor")
     sentences = [
-        (f"{winner} of the {party} won the mayoral election in {town} in {month}.",
+        (f"The mayoral election in {town} was won by {winner} of the {party} in {month}.",
          f"In {month}, voters in {town} elected {winner} of the {party} as mayor."),
         (f"The winner received {votes} votes.",
          f"A total of {votes} people voted for the winner."),
@@ -447,7 +473,7 @@ def _election(rng: random.Random, namer: _Namer) -> tuple:
     return (town, winner_surname, loser_surname), headline, sentences, facts
 
 
-_KINDS: list[tuple[str, Callable[[random.Random, _Namer], tuple]]] = [
+_KINDS: list[tuple[str, Callable[[_Draw, _Namer], tuple]]] = [
     ("festival", _festival),
     ("company", _company),
     ("match", _match),
@@ -483,11 +509,12 @@ def _validate(config: MuseWorldConfig) -> None:
 
 
 def _event(config: MuseWorldConfig, index: int, role: str, namer: _Namer) -> _Event:
-    kind, make = _KINDS[index % len(_KINDS)]  # kinds cycle: every role gets the same mix
-    rng = _rng(config, "event", index)
-    entities, headline, sentences, facts = make(rng, namer)
-    fillers = rng.sample(_FILLERS[kind], ARTICLES_PER_EVENT)
-    flips = [rng.randrange(2) for _ in range(1 + len(sentences))]
+    # Kinds cycle with the index, so every role gets the same mix of kinds.
+    (kind, make), rank = _KINDS[index % len(_KINDS)], index // len(_KINDS)
+    draw = _Draw(config, kind, rank, _rng(config, "event", index))
+    entities, headline, sentences, facts = make(draw, namer)
+    fillers = draw.deal_distinct("filler", _FILLERS[kind], ARTICLES_PER_EVENT)
+    flips = [draw.rng.randrange(2) for _ in range(1 + len(sentences))]
     articles = []
     for k in range(ARTICLES_PER_EVENT):
         # Article k asks every fact with its k-th training phrasing, starting the box at
@@ -581,7 +608,7 @@ def generate_world(config: MuseWorldConfig) -> dict[str, dict[str, list[dict]]]:
 
 _QA_PAIR = re.compile(r"^Question: (.+)\nAnswer: (.+)$", re.MULTILINE)
 QUIZ_ROUNDS = 3  # shuffles of the retain2 pairs, each cut into sheets
-QUIZ_SIZE = 5  # QA pairs per background quiz: about as many as a KnowMem prompt holds
+QUIZ_SIZE = 8  # QA pairs per quiz sheet: a few-shot prompt and then some; sheets about as long as an article
 
 
 def background_quizzes(world: dict[str, dict[str, list[dict]]]) -> list[str]:
@@ -651,7 +678,7 @@ def build_tokenizer(world: dict[str, dict[str, list[dict]]]) -> "PreTrainedToken
     ``<bos>``/``<eos>`` themselves. Tokenize a KnowMem prompt as one string: a lone
     trailing ``"\\n\\n"`` pre-tokenizes to a piece the world never contains (``<unk>``).
     """
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
     pre = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -663,6 +690,12 @@ def build_tokenizer(world: dict[str, dict[str, list[dict]]]) -> "PreTrainedToken
 
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     backend.pre_tokenizer = pre
+    # MUSE's KnowMem prompt ends in "Answer: " (trailing space, as the reference code writes
+    # it). Byte-level pre-tokenization would make that space a lone token this word-level
+    # vocabulary does not have; stripping trailing whitespace encodes the prompt exactly like
+    # the "Answer:" the world's texts put before " <answer>". No world text ends in a space,
+    # so round trips are unchanged.
+    backend.normalizer = normalizers.Strip(left=False, right=True)
     backend.decoder = decoders.ByteLevel()
     backend.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in _SPECIAL_TOKENS])
     return PreTrainedTokenizerFast(
