@@ -20,14 +20,17 @@ def muse_runs(tmp_path_factory):
 
 def test_the_original_target_memorised_the_forget_articles(muse_runs):
     original, oracle = muse_runs["original"].metrics, muse_runs["original"].reference["oracle"]
-    assert original["verbmem_forget"] > oracle["verbmem_forget"] + 10
+    assert original["verbmem_forget"] > 60
+    assert original["verbmem_forget"] > oracle["verbmem_forget"] + 20
     assert original["privleak"] < -50
 
 
 def test_the_original_target_knows_more_about_the_forget_events_than_the_oracle(muse_runs):
-    # weak on the current default world (about 15 vs 5): the world's knowledge QA still needs tuning
     original, oracle = muse_runs["original"].metrics, muse_runs["original"].reference["oracle"]
-    assert original["knowmem_forget"] > oracle["knowmem_forget"]
+    assert original["knowmem_forget"] > 40
+    assert original["knowmem_forget"] > oracle["knowmem_forget"] + 20
+    # retain knowledge is shared: both models trained on the retain events
+    assert abs(original["knowmem_retain"] - oracle["knowmem_retain"]) < 20
 
 
 def test_retrain_with_another_seed_leaks_like_the_oracle(muse_runs):

@@ -97,6 +97,11 @@ def test_retain1_and_retain2_are_disjoint_halves(world):
     assert abs(len(r1) - len(r2)) <= ARTICLES_PER_EVENT
 
 
+def test_splits_share_no_row_objects(world):
+    rows = [r for splits in world.values() for split in splits.values() for r in split]
+    assert len({id(r) for r in rows}) == len(rows)
+
+
 def test_all_articles_are_distinct(world):
     raw = world["raw"]
     texts = [t for split in ("forget", "retain1", "retain2", "holdout") for t in _texts(raw[split])]
@@ -140,6 +145,8 @@ def test_invalid_sizes_are_rejected():
         generate_world(MuseWorldConfig(n_forget=6))  # fewer than four events: no quarters
     with pytest.raises(ValueError):
         generate_world(MuseWorldConfig(n_retain=20))  # no room for retain_qa and the ICL sets
+    with pytest.raises(ValueError):
+        generate_world(MuseWorldConfig(n_retain_qa_events=41))  # retain_qa must fit in retain1
 
 
 def test_smaller_world_keeps_the_layout():
@@ -392,7 +399,8 @@ def test_training_sequences_fit_the_tiny_llama_context(world, tokenizer):
 
 
 def test_tokenizer_special_ids_and_no_automatic_special_tokens(tokenizer):
-    assert (tokenizer.pad_token_id, tokenizer.unk_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id) == (0, 1, 2, 3)
+    special = (tokenizer.pad_token_id, tokenizer.unk_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id)
+    assert special == (0, 1, 2, 3)
     ids = tokenizer("Question: Who?\nAnswer:", add_special_tokens=False)["input_ids"]
     assert not {0, 2, 3} & set(ids)
     assert tokenizer("Question:")["input_ids"] == tokenizer("Question:", add_special_tokens=False)["input_ids"]
@@ -421,6 +429,15 @@ def test_a_trailing_space_after_answer_encodes_like_none(tokenizer):
     assert tokenizer("Question: Who?\nAnswer: ")["input_ids"] == tokenizer("Question: Who?\nAnswer:")["input_ids"]
 
 
+def test_tokenizer_encodes_a_trailing_space_after_answer_like_the_training_text(world, tokenizer):
+    # MUSE's reference prompt ends in "Answer: "; the lone space would otherwise be a piece
+    # the word-level vocabulary lacks (<unk>) right where the answer starts.
+    question = world["knowmem"]["forget_qa"][0]["question"]
+    with_space = tokenizer(f"Question: {question}\nAnswer: ", add_special_tokens=False)["input_ids"]
+    assert with_space == tokenizer(f"Question: {question}\nAnswer:", add_special_tokens=False)["input_ids"]
+    assert tokenizer.unk_token_id not in with_space
+
+
 def test_tokenizer_decodes_generated_ids_with_special_tokens_skipped(world, tokenizer):
     answer = world["knowmem"]["forget_qa"][0]["answer"]
     ids = tokenizer(" " + answer, add_special_tokens=False)["input_ids"]
@@ -434,5 +451,6 @@ def test_tokenizer_saves_and_reloads(world, tokenizer, tmp_path):
     loaded = AutoTokenizer.from_pretrained(tmp_path)
     assert loaded.get_vocab() == tokenizer.get_vocab()
     texts = _texts(world["raw"]["forget"])[:5]
-    assert loaded(texts, add_special_tokens=False)["input_ids"] == tokenizer(texts, add_special_tokens=False)["input_ids"]
+    encode = lambda tok: tok(texts, add_special_tokens=False)["input_ids"]  # noqa: E731
+    assert encode(loaded) == encode(tokenizer)
     assert loaded.decode(loaded(texts[0], add_special_tokens=False)["input_ids"]) == texts[0]

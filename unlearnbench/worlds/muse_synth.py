@@ -46,8 +46,16 @@ Design, and the measurements behind it:
   question. Phrasings rotate with the event and fact index, so every phrasing shape is
   trained on other events. The box is part of the article: unlearning a forget article
   also removes its QA, and the oracle never sees forget facts at all.
+* **Quiz sheets** (:func:`background_quizzes`, trained into target and oracle alike):
+  the box pairs of the ``retain2`` articles, shuffled across events, eight per sheet. In
+  a KnowMem prompt the question follows few-shot pairs about *other* events, which a box
+  never shows; without the sheets that prefix cut KnowMem from about 95 (question alone)
+  to about 45. The sheets hold no forget fact and no ``retain_qa`` fact.
 * **Answers are short** (a person, a number, a month, a place) and never repeat a word
   of the question, so an oracle scores only by chance (or from a shared first name).
+* **Values are dealt from decks** (:class:`_Draw`): the retain events show the oracle
+  every pool value, so the only tokens of a forget or holdout article it has never
+  seen are the event's invented names, equally many on both sides.
 * **verbmem** cuts each forget article after its Q&A box and headline:
   ``prompt + gt == text``; the gt is the body, whose wording variants, filler sentence
   and details absent from the box (venues, weekdays, costs, ...) cannot be inferred
@@ -74,7 +82,12 @@ from typing import TYPE_CHECKING, Callable
 if TYPE_CHECKING:  # transformers is imported lazily: generating the world needs no ML stack
     from transformers import PreTrainedTokenizerFast
 
-WORLD_VERSION = "2"  # 2: the tokenizer strips trailing whitespace (KnowMem prompts)
+# 2: the tokenizer strips trailing whitespace (KnowMem prompts); 3: values dealt from
+# per-role decks, quiz sheets of 8 pairs in 4 rounds, headlines never start with a pool word.
+WORLD_VERSION = "3"
+# Label of the random streams. Fixed on purpose: WORLD_VERSION keys caches of built worlds
+# and models, and bumping it must not reshuffle a world whose text has not changed.
+_STREAM_LABEL = "muse-synth/2"
 
 __all__ = [
     "WORLD_VERSION",
@@ -108,7 +121,9 @@ ARTICLES_PER_EVENT = 2
 class MuseWorldConfig:
     seed: int = 0
     n_forget: int = 40  # forget articles (20 events); the events are split in quarters for scal / sust
-    n_retain: int = 160  # retain articles; the first half of the events is retain1, the rest retain2
+    # retain articles; the first half of the events is retain1, the rest retain2. At 160 (80
+    # events, 16 of each kind) the retain events use every value of every pool (see _Draw).
+    n_retain: int = 160
     n_holdout: int = 40  # never-trained articles of the same distribution (privleak non-members)
     n_retain_qa_events: int = 20  # retain events whose held-out questions form knowmem/retain_qa
     n_icl: int = 4  # few-shot examples in each of forget_qa_icl / retain_qa_icl
@@ -130,8 +145,8 @@ _MONTHS = [
     "January", "February", "March", "April", "May", "June", "July", "August",
     "September", "October", "November", "December",
 ]
-# Value pools are dealt per kind from shuffled decks (see _Draw) and hold at most 12
-# values, so the retain events of a kind use every value: no token of a forget or
+# Value pools are dealt from shuffled decks (see _Draw) and hold at most 16 values, so
+# the retain events of a kind (16 at the default size) use every value: no token of a forget or
 # holdout article is unseen by the oracle except the event's own invented names (with
 # dozens of values per pool, about 10 of the ~120 tokens of a forget article were values
 # the oracle had never seen, at a log-prob near -14, and the oracle's Min-K% AUC
@@ -282,22 +297,25 @@ class _Namer:
 class _Draw:
     """The random choices of one event.
 
-    Pool values are dealt, per kind and per slot (a festival's month, a match's crowd,
-    ...), from a sequence of shuffled decks in event order: the ``r``-th event of a kind
-    gets card ``r`` of that sequence. Every run of a kind's events as long as two decks
-    therefore uses every value of the pool, so the retain events show the oracle every
-    value a forget or holdout article can contain, while the values of forget and
-    holdout events are still drawn the same way (exchangeable). Wording variants come
-    from the event's own stream.
+    Pool values are dealt per role, kind and slot (a festival's month, a match's crowd,
+    ...) from a sequence of shuffled decks: the ``r``-th event of a kind within its role
+    gets card ``r``. The retain events of a kind therefore use every value of a pool no
+    larger than their number, so the oracle has seen every value a forget or holdout
+    article can contain. Forget and holdout have decks of their own, shuffled the same
+    way and independently of each other and of retain, so they stay exchangeable. (With
+    one deck sequence across roles, forget and holdout shared decks with different retain
+    events and, for the 16 first names, the holdout names were three times as frequent
+    in the retain text as the forget names: the oracle's AUC leaned below 0.5.)
+    Wording variants come from the event's own stream.
     """
 
-    def __init__(self, config: MuseWorldConfig, kind: str, rank: int, rng: random.Random):
-        self.config, self.kind, self.rank, self.rng = config, kind, rank, rng
+    def __init__(self, config: MuseWorldConfig, role: str, kind: str, rank: int, rng: random.Random):
+        self.config, self.role, self.kind, self.rank, self.rng = config, role, kind, rank, rng
 
     def _card(self, slot: str, pool: list[str], card: int) -> str:
         deck_no, pos = divmod(card, len(pool))
         deck = list(pool)
-        _rng(self.config, "deck", self.kind, slot, deck_no).shuffle(deck)
+        _rng(self.config, "deck", self.role, self.kind, slot, deck_no).shuffle(deck)
         return deck[pos]
 
     def deal(self, slot: str, pool: list[str]) -> str:
@@ -309,8 +327,8 @@ class _Draw:
         assert len(pool) % count == 0
         return [self._card(slot, pool, self.rank * count + i) for i in range(count)]
 
-    def person(self, role: str, surname: str) -> str:
-        return f"{self.deal(role, _FIRST_NAMES)} {surname}"
+    def person(self, slot: str, surname: str) -> str:
+        return f"{self.deal(slot, _FIRST_NAMES)} {surname}"
 
 
 # Each kind draws its entities and values and returns
@@ -488,7 +506,7 @@ _KINDS: list[tuple[str, Callable[[_Draw, _Namer], tuple]]] = [
 def _rng(config: MuseWorldConfig, *stream: object) -> random.Random:
     # One independent stream per purpose, keyed by strings (hashed with SHA-512 inside
     # random), so the world is identical across processes and platforms.
-    return random.Random("/".join(["muse-synth", WORLD_VERSION, str(config.seed), *map(str, stream)]))
+    return random.Random("/".join([_STREAM_LABEL, str(config.seed), *map(str, stream)]))
 
 
 def _validate(config: MuseWorldConfig) -> None:
@@ -500,18 +518,22 @@ def _validate(config: MuseWorldConfig) -> None:
         raise ValueError(f"n_forget must be >= {4 * ARTICLES_PER_EVENT}: scal/sust need four quarters of events")
     if config.n_icl < 1 or config.n_retain_qa_events < 1:
         raise ValueError("n_icl and n_retain_qa_events must be >= 1")
-    need = config.n_retain_qa_events + 2 * config.n_icl
-    if config.n_retain // ARTICLES_PER_EVENT < max(2, need):
+    # retain_qa comes from retain1 and the ICL examples from retain2 (whose box pairs the
+    # quiz sheets reuse), so each must fit in its half of the retain events.
+    events = config.n_retain // ARTICLES_PER_EVENT
+    half = events // 2
+    if config.n_retain_qa_events > half or 2 * config.n_icl > events - half:
         raise ValueError(
-            f"n_retain={config.n_retain} is too small: retain_qa uses {config.n_retain_qa_events} "
-            f"events and the two ICL sets {2 * config.n_icl} more ({ARTICLES_PER_EVENT} articles each)"
+            f"n_retain={config.n_retain} is too small: retain_qa needs {config.n_retain_qa_events} events "
+            f"in retain1 (has {half}) and the two ICL sets {2 * config.n_icl} in retain2 (has {events - half})"
         )
 
 
-def _event(config: MuseWorldConfig, index: int, role: str, namer: _Namer) -> _Event:
+def _event(config: MuseWorldConfig, index: int, role: str, rank: int, namer: _Namer) -> _Event:
+    """Event ``index`` (world order), the ``rank``-th of its kind within its role."""
     # Kinds cycle with the index, so every role gets the same mix of kinds.
-    (kind, make), rank = _KINDS[index % len(_KINDS)], index // len(_KINDS)
-    draw = _Draw(config, kind, rank, _rng(config, "event", index))
+    kind, make = _KINDS[index % len(_KINDS)]
+    draw = _Draw(config, role, kind, rank, _rng(config, "event", index))
     entities, headline, sentences, facts = make(draw, namer)
     fillers = draw.deal_distinct("filler", _FILLERS[kind], ARTICLES_PER_EVENT)
     flips = [draw.rng.randrange(2) for _ in range(1 + len(sentences))]
@@ -540,10 +562,17 @@ def _events(config: MuseWorldConfig) -> list[_Event]:
     per = ARTICLES_PER_EVENT
     roles = (["forget"] * (config.n_forget // per) + ["retain"] * (config.n_retain // per)
              + ["holdout"] * (config.n_holdout // per))
-    return [_event(config, i, role, namer) for i, role in enumerate(roles)]
+    seen: dict[tuple[str, int], int] = {}
+    events = []
+    for i, role in enumerate(roles):
+        key = (role, i % len(_KINDS))
+        events.append(_event(config, i, role, seen.get(key, 0), namer))
+        seen[key] = seen.get(key, 0) + 1
+    return events
 
 
 def _texts(events: list[_Event]) -> list[dict]:
+    # Fresh row dicts on every call: no two splits share a mutable row.
     return [{"text": a.text} for e in events for a in e.articles]
 
 
@@ -579,12 +608,11 @@ def generate_world(config: MuseWorldConfig) -> dict[str, dict[str, list[dict]]]:
         return [{"question": q, "answer": a}
                 for k, e in enumerate(evs) for q, a in [e.held_out()[k % len(e.facts)]]]
 
-    raw_forget = _texts(forget)
-    n_priv = min(len(raw_forget), config.n_holdout)
-    per = ARTICLES_PER_EVENT
+    n_priv = min(config.n_forget, config.n_holdout)
+    quarters = [(lo * ARTICLES_PER_EVENT, hi * ARTICLES_PER_EVENT) for lo, hi in _quarters(len(forget))]
     return {
         "raw": {
-            "forget": raw_forget,
+            "forget": _texts(forget),
             "retain1": _texts(retain[:half]),
             "retain2": _texts(retain[half:]),
             "holdout": _texts(holdout),
@@ -597,17 +625,17 @@ def generate_world(config: MuseWorldConfig) -> dict[str, dict[str, list[dict]]]:
             "retain_qa_icl": icl(retain[len(retain) - n_icl:]),
         },
         "privleak": {
-            "forget": raw_forget[:n_priv],
+            "forget": _texts(forget)[:n_priv],
             "retain": _texts(retain)[:n_priv],
             "holdout": _texts(holdout)[:n_priv],
         },
-        "scal": {f"forget_{k + 1}": raw_forget[: hi * per] for k, (_, hi) in enumerate(_quarters(len(forget)))},
-        "sust": {f"forget_{k + 1}": raw_forget[lo * per: hi * per] for k, (lo, hi) in enumerate(_quarters(len(forget)))},
+        "scal": {f"forget_{k + 1}": _texts(forget)[:hi] for k, (_, hi) in enumerate(quarters)},
+        "sust": {f"forget_{k + 1}": _texts(forget)[lo:hi] for k, (lo, hi) in enumerate(quarters)},
     }
 
 
 _QA_PAIR = re.compile(r"^Question: (.+)\nAnswer: (.+)$", re.MULTILINE)
-QUIZ_ROUNDS = 3  # shuffles of the retain2 pairs, each cut into sheets
+QUIZ_ROUNDS = 4  # shuffles of the retain2 pairs, each cut into sheets (3 left the oracle at 43 on one world)
 QUIZ_SIZE = 8  # QA pairs per quiz sheet: a few-shot prompt and then some; sheets about as long as an article
 
 
@@ -627,7 +655,7 @@ def background_quizzes(world: dict[str, dict[str, list[dict]]]) -> list[str]:
     for rnd in range(QUIZ_ROUNDS):
         # The order depends only on the world's own text, so one world gives one set of sheets.
         order = list(pairs)
-        random.Random(f"muse-synth/{WORLD_VERSION}/quizzes/{len(pairs)}/{rnd}").shuffle(order)
+        random.Random(f"{_STREAM_LABEL}/quizzes/{len(pairs)}/{rnd}").shuffle(order)
         sheets += ["\n\n".join(qa_block(q, a) for q, a in order[i: i + QUIZ_SIZE])
                    for i in range(0, len(order), QUIZ_SIZE)]
     return sheets
