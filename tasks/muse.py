@@ -262,6 +262,8 @@ def make_muse_synth_task(*, data_dir: str | None = None, model: str | None = Non
 
     tokenizer = AutoTokenizer.from_pretrained(root / "tokenizer")
     background = _background(muse_synth.generate_world(config.world))
+    lens_data = {"concepts": muse_synth.event_concepts(config.world), "probes": muse_synth.person_probe(config.world),
+                 "forget_groups": muse_synth.forget_groups(config.world)}
     options = (("corpus", "news"),) + ((("synth", asdict(config)),) if synth else ())
     return LanguageModelTask(
         spec=TaskSpec("muse-synth/news", "muse-synth", FAMILY_VERSION, options),
@@ -275,6 +277,7 @@ def make_muse_synth_task(*, data_dir: str | None = None, model: str | None = Non
         data_fingerprint=root.name,
         modes=_modes("news"),
         max_train_tokens=config.model.max_position_embeddings - 2,  # room for BOS and EOS
+        **lens_data,
         extra={"target_source": target_src, "oracle_source": oracle_src, "world_dir": str(root)},
     )
 

@@ -85,6 +85,7 @@ def make_tofu_task(forget: str, *, data_dir: str | None = None, model: str | Non
         load_oracle=lambda: model_source(oracle_src),
         recipe=None,
         data_fingerprint=data_fp,
+        forget_groups=[i // TOFU_QA_PER_AUTHOR for i in range(len(splits[forget]))],
         extra={"target_source": target_src, "oracle_source": oracle_src},
     )
 
@@ -111,6 +112,8 @@ def synth_config(options: SynthConfig | dict | None) -> SynthConfig:
         return options or SynthConfig()
     return SynthConfig(**{**options, "model": model_config(options["model"]), "train": train_config(options["train"])})
 
+
+TOFU_QA_PER_AUTHOR = 20  # TOFU's forget splits list each author's 20 QA pairs together
 
 SYNTH_FORMAT = PromptFormat(template="Question: {question}\nAnswer:", answer_prefix=" ")
 
@@ -174,7 +177,10 @@ def make_tofu_synth_task(forget: str, *, data_dir: str | None = None, model: str
     oracle_src = oracle or str(root / f"oracle-{forget}")
     from transformers import AutoTokenizer
 
+    from unlearnbench.worlds import tofu_synth
+
     tokenizer = AutoTokenizer.from_pretrained(root / "tokenizer")
+    world = tofu_synth.WorldConfig(n_authors=config.n_authors, n_holdout_authors=config.n_holdout_authors, seed=config.world_seed)
     options = (("forget_split", forget),) + ((("synth", asdict(config)),) if synth else ())
     return LanguageModelTask(
         spec=TaskSpec(f"tofu-synth/{forget}", "tofu-synth", FAMILY_VERSION, options),
@@ -189,6 +195,9 @@ def make_tofu_synth_task(forget: str, *, data_dir: str | None = None, model: str
             description=f"tiny Llama {config.model}, {config.train}",
         ),
         data_fingerprint=root.name,
+        concepts=tofu_synth.author_concepts(world, forget),
+        probes=tofu_synth.attribute_probe(world, forget),
+        forget_groups=tofu_synth.author_groups(world, forget, splits[forget]["question"]),
         extra={"target_source": target_src, "oracle_source": oracle_src, "world_dir": str(root)},
     )
 

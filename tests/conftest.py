@@ -61,7 +61,7 @@ def tiny_muse():
     from unlearnbench.worlds.muse_synth import MuseWorldConfig
 
     return MuseSynthConfig(
-        world=MuseWorldConfig(n_forget=8, n_retain=12, n_holdout=8, n_retain_qa_events=2, n_icl=2),
+        world=MuseWorldConfig(n_forget=8, n_retain=16, n_holdout=8, n_retain_qa_events=2, n_icl=2),
         model=TinyLlamaConfig(hidden_size=64, num_hidden_layers=1, num_attention_heads=2, intermediate_size=128),
         train=TrainConfig(lr=3e-3, epochs=3, batch_size=16, warmup_fraction=0.05),
     )

@@ -8,11 +8,11 @@ from unlearnbench.cli import app
 
 runner = CliRunner()
 
-METHODS = ["original", "retrain", "ga", "graddiff", "npo", "simnpo", "idkdpo"]
+METHODS = ["original", "retrain", "ga", "graddiff", "npo", "simnpo", "idkdpo", "needle"]
 TASKS = ["tofu/forget01", "tofu/forget05", "tofu/forget10", "tofu-synth/forget01", "tofu-synth/forget05", "tofu-synth/forget10", "muse/news", "muse/books", "muse-synth/news"]
 
 
-def test_list_methods_shows_all_seven():
+def test_list_methods_shows_every_method():
     result = runner.invoke(app, ["list", "methods", "--format", "json"])
     assert result.exit_code == 0
     assert [m["name"] for m in json.loads(result.stdout)] == METHODS

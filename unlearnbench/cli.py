@@ -129,16 +129,18 @@ def evaluate(
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
     mode: Annotated[str, typer.Option(help="standard; scalability (growing forget sets) or sustainability "
                                            "(sequential requests) on tasks that have them.")] = "standard",
+    lens: Annotated[str, typer.Option(help="Comma-separated lenses: behavior, privacy, utility, parametric, "
+                                           "robustness (default: behavior,privacy,utility).")] = "behavior,privacy,utility",
 ) -> None:
     """Apply a method to a task's target model and score it against the oracle."""
-    from unlearnbench.runner import RunSpec, run
+    from unlearnbench.runner import DEFAULT_LENSES, LENSES as ALL_LENSES, RunSpec, run
 
     if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
         _fail(f"--device {device!r}: use auto, cpu or cuda.")
     spec = RunSpec(task=task, method=method, params=_parse_params(param), seed=seed, model=model, oracle=oracle,
                    data_dir=str(data_dir) if data_dir else None, device=device, out=out,
                    metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()) if metrics else (), quiet=quiet,
-                   mode=mode)
+                   mode=mode, lenses=tuple(lens.split(",")))
     try:
         result = run(spec)
     except UserError as exc:
@@ -157,6 +159,10 @@ def evaluate(
             _out.print(result_table(result))
         if not quiet:
             _err.print(f"record: {result.run_dir / 'record.json'}", highlight=False)
+            left_out = [name for name in ALL_LENSES if name not in record.lenses]
+            if left_out and tuple(record.lenses) == DEFAULT_LENSES:
+                _err.print(f"left out: the {' and '.join(left_out)} lenses (slower); add them with "
+                           f"--lens {','.join(record.lenses + left_out)}", highlight=False)
     if record.status != "succeeded":
         _err.print(f"[bold red]run {record.status}:[/] {record.error}", highlight=False)
         raise typer.Exit(1)
@@ -309,7 +315,18 @@ def leaderboard_show(
         _out.print(boards.rich_table(board))
 
 
+def _terminate(signum, frame) -> None:
+    # `kill`, a job scheduler's time limit or a closed terminal: treated like Ctrl-C, so the
+    # run's record is rewritten as 'interrupted' instead of being left at 'running'.
+    raise KeyboardInterrupt
+
+
 def main() -> None:
+    import signal
+
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _terminate)
     app()
 
 

@@ -265,12 +265,40 @@ def check_recomputed(record: dict, per_example: dict, suite_name: str) -> dict[s
                                   f"{suite_name!r} expects ({type(exc).__name__}: {exc}).") from None
 
     metrics, ci = run_aggregate(per_example["unlearned"], per_example["oracle"], "unlearned")
+    references = {which: run_aggregate(per_example[which], per_example["oracle"], which)[0] for which in ("original", "oracle")}
+    for name, scores in _lens_scores(per_example).items():
+        # the parametric / robustness lenses: their own pure aggregate over their own scores
+        metrics.update(_lens_aggregate(name, scores, "unlearned")[0])
+        for which in references:
+            references[which].update(_lens_aggregate(name, scores, which)[0])
     _compare(record["metrics"], metrics, "metrics")
     _compare(record["ci"], ci, "ci")
     for which in ("original", "oracle"):
-        ref = run_aggregate(per_example[which], per_example["oracle"], which)[0]
-        _compare(record["reference"][which], ref, f"reference.{which}")
+        _compare(record["reference"][which], references[which], f"reference.{which}")
     return {"steps_checked": _check_steps(record, per_example, run_aggregate)}
+
+
+def _lens_scores(per_example: dict) -> dict:
+    from unlearnbench.suites import LENSES
+
+    lenses = per_example.get("lenses") or {}
+    if not isinstance(lenses, dict) or not all(isinstance(v, dict) for v in lenses.values()):
+        raise SubmissionError(f"{PER_EXAMPLE_FILE}: 'lenses' must map a lens name to its per-example scores.")
+    for name in lenses:
+        if name not in LENSES:
+            raise SubmissionError(f"{PER_EXAMPLE_FILE}: lens {name!r} is not known to this unlearnbench "
+                                  f"(known: {', '.join(LENSES)}).")
+    return lenses
+
+
+def _lens_aggregate(name: str, scores: dict, which: str) -> tuple[dict, dict]:
+    from unlearnbench.suites import LENSES
+
+    try:
+        return LENSES[name]["aggregate"](scores[which], scores)
+    except Exception as exc:
+        raise SubmissionError(f"The {name} lens scores of the {which} model do not have the layout the lens "
+                              f"expects ({type(exc).__name__}: {exc}).") from None
 
 
 def _check_steps(record: dict, per_example: dict, run_aggregate: Callable) -> int:

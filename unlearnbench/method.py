@@ -28,6 +28,7 @@ class UnlearnData:
     retain: Any
     tokenizer: Any
     prompt_format: PromptFormat
+    concepts: list[dict] | None = None  # [{"name", "words", "prompts"}] for concept-vector methods (needle)
 
 
 @dataclass

@@ -45,6 +45,7 @@ class RunRecord:
     error: str | None = None
     mode: str = "standard"  # "scalability" | "sustainability": one entry per step in ``steps``
     steps: list[dict[str, Any]] = field(default_factory=list)
+    lenses: list[str] = field(default_factory=list)  # the lenses this run measured (others were left out)
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> dict[str, Any]:

@@ -28,6 +28,7 @@ _BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
         "unlearnbench.methods.npo",
         "unlearnbench.methods.simnpo",
         "unlearnbench.methods.idkdpo",
+        "unlearnbench.methods.needle",
     ),
     "metric": ("unlearnbench.metrics.registered",),
 }

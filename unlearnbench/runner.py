@@ -31,6 +31,17 @@ MODES = {
 }
 MODE_STEPS = {"scalability": "scal", "sustainability": "sust"}
 N_STEPS = 4
+# The lenses a run can measure. behavior, privacy and utility come from the task's suite
+# (one scoring pass); parametric and robustness need the models themselves (see
+# unlearnbench.suites.LENSES) and are off by default because they cost more.
+LENSES = {
+    "behavior": "what the model says: the suite's forget metrics",
+    "privacy": "membership inference on forget vs holdout (six attacks)",
+    "utility": "what the model still knows outside the forget set",
+    "parametric": "concept vectors and linear probes: is the knowledge still in the weights?",
+    "robustness": "relearning and quantization attacks: does the knowledge come back?",
+}
+DEFAULT_LENSES = ("behavior", "privacy", "utility")
 
 
 @dataclass(frozen=True)
@@ -47,6 +58,7 @@ class RunSpec:
     metrics: tuple[str, ...] = ()  # report only these registered metrics (empty: all)
     quiet: bool = False
     mode: str = "standard"  # see MODES
+    lenses: tuple[str, ...] = DEFAULT_LENSES  # see LENSES
     task_options: dict[str, Any] = field(default_factory=dict)  # for tests and library users
 
 
@@ -63,26 +75,28 @@ def load_task(spec: RunSpec):
     return entry.obj(data_dir=spec.data_dir, model=spec.model, oracle=spec.oracle, quiet=spec.quiet, **spec.task_options)
 
 
-def _reference_stats(suite, task, which: str, loaded, device, quiet: bool, counters: dict) -> dict:
+def _reference_stats(suite, task, which: str, loaded, device, quiet: bool, counters: dict, privacy: bool = True) -> dict:
     """Per-example scores of the original target or the oracle, cached on disk by fingerprint."""
     from unlearnbench.scoring import ScoringEngine
     from unlearnbench.suites import SUITE_VERSION
 
-    key = fingerprint({"task": task.fingerprint, "model": loaded.fingerprint, "suite": task.suite, "suite_version": SUITE_VERSION})
-    path = cache_root() / "scores" / f"{key}.json"
+    key = {"task": task.fingerprint, "model": loaded.fingerprint, "suite": task.suite, "suite_version": SUITE_VERSION}
+    if not privacy:  # runs with the privacy lens keep the keys they always had
+        key["privacy"] = False
+    path = cache_root() / "scores" / f"{fingerprint(key)}.json"
     if path.exists():
         return json.loads(path.read_text())
     engine = ScoringEngine(loaded.model, loaded.tokenizer, task.prompt_format, device, quiet=quiet, label=which)
-    per_example = suite["per_example"](suite["statistics"](engine, task.splits))
+    per_example = suite["per_example"](suite["statistics"](engine, task.splits, privacy=privacy))
     counters[which] = _counts(engine)
     write_json_atomic(path, per_example)
     return per_example
 
 
-def _references(suite, task, target, oracle, device, quiet: bool, seed: int, counters: dict):
+def _references(suite, task, target, oracle, device, quiet: bool, seed: int, counters: dict, privacy: bool = True):
     """Per-example scores of the oracle and the original target, and their aggregate metrics."""
-    oracle_scores = _reference_stats(suite, task, "oracle", oracle, device, quiet, counters)
-    original_scores = _reference_stats(suite, task, "original", target, device, quiet, counters)
+    oracle_scores = _reference_stats(suite, task, "oracle", oracle, device, quiet, counters, privacy)
+    original_scores = _reference_stats(suite, task, "original", target, device, quiet, counters, privacy)
     reference = {"original": suite["aggregate"](original_scores, oracle_scores, seed=seed)[0],
                  "oracle": suite["aggregate"](oracle_scores, oracle_scores, seed=seed)[0]}
     return oracle_scores, original_scores, reference
@@ -120,6 +134,7 @@ def run(spec: RunSpec) -> RunResult:
         _select({}, {}, spec.metrics, [])
     if spec.mode not in MODES:
         raise UnknownNameError("mode", spec.mode, MODES)
+    lenses = check_lenses(spec.lenses)
     device = resolve_device(spec.device)
 
     params_json = _params_json(params)
@@ -127,12 +142,14 @@ def run(spec: RunSpec) -> RunResult:
               "model": spec.model, "oracle": spec.oracle, "data_dir": spec.data_dir, "task_options": spec.task_options}
     if spec.mode != "standard":  # standard runs keep the ids they always had
         config["mode"] = spec.mode
+    if tuple(lenses) != DEFAULT_LENSES:
+        config["lenses"] = list(lenses)
     run_id = make_run_id(config)
     run_dir = Path(spec.out) / run_id
     record = RunRecord(
         run_id=run_id, status="running", task={"name": spec.task}, method={"name": spec.method, "params": params_json},
         model={"target": spec.model, "oracle": spec.oracle}, seed=spec.seed, provenance=provenance(config, str(device)),
-        mode=spec.mode,
+        mode=spec.mode, lenses=list(lenses),
     )
     save_record(run_dir, record)
     timing: dict[str, float] = {}
@@ -159,10 +176,13 @@ def run(spec: RunSpec) -> RunResult:
 
         t = time.perf_counter()
         counters: dict[str, Any] = {}
+        privacy = "privacy" in lenses
         oracle_scores, original_scores, record.reference = _references(
-            suite, task, target, oracle, device, spec.quiet, spec.seed, counters)
+            suite, task, target, oracle, device, spec.quiet, spec.seed, counters, privacy)
         timing["reference_scores_s"] = time.perf_counter() - t
-        del oracle
+        model_lenses = _model_lenses(task, lenses)
+        if not model_lenses:
+            del oracle
 
         _check_mode(spec, task)
         ctx = RunContext(seed=spec.seed, device=device, quiet=spec.quiet, task_name=spec.task, recipe=task.recipe)
@@ -171,7 +191,7 @@ def run(spec: RunSpec) -> RunResult:
             from unlearnbench.scoring import ScoringEngine
 
             engine = ScoringEngine(model, target.tokenizer, task.prompt_format, device, quiet=spec.quiet, label=label)
-            per_example = suite["per_example"](suite["statistics"](engine, task.splits))
+            per_example = suite["per_example"](suite["statistics"](engine, task.splits, privacy=privacy))
             counters[label] = _counts(engine)
             return per_example, *suite["aggregate"](per_example, oracle_scores, seed=spec.seed)
 
@@ -196,12 +216,30 @@ def run(spec: RunSpec) -> RunResult:
                                      "metrics": metrics, "ci": ci, "unlearn_s": unlearn_s, "evaluate_s": evaluate_s})
                 save_record(run_dir, record)  # a run stopped half-way keeps the steps it finished
 
-        rows = suite["rows"]()
+        rows = [r for r in suite["rows"]() if r.lens in lenses]
+        keep = {r.name for r in rows}
+        metrics, ci = {k: v for k, v in metrics.items() if k in keep}, {k: v for k, v in ci.items() if k in keep}
+        for which in record.reference:
+            record.reference[which] = {k: v for k, v in record.reference[which].items() if k in keep}
+        lens_scores = {}
+        for name, lens in model_lenses.items():
+            t = time.perf_counter()
+            lens_scores[name] = _run_lens(lens, task, target, oracle, model, device, spec)
+            m, c = lens["aggregate"](lens_scores[name]["unlearned"], lens_scores[name])
+            metrics.update(m)
+            ci.update(c)
+            for which in ("original", "oracle"):
+                record.reference.setdefault(which, {}).update(
+                    lens["aggregate"](lens_scores[name][which], lens_scores[name])[0])
+            rows += lens["rows"]()
+            timing[f"{name}_s"] = time.perf_counter() - t
         metrics, ci, rows = _select(metrics, ci, spec.metrics, rows)
         record.metrics, record.ci, record.status = metrics, ci, "succeeded"
         timing["total_s"] = time.perf_counter() - t_start
         record.timing = timing
         extra = {"steps": steps_per_example} if steps_per_example else {}
+        if lens_scores:
+            extra["lenses"] = lens_scores
         save_record(run_dir, record, {"unlearned": per_example, "original": original_scores, "oracle": oracle_scores, **extra})
         return RunResult(record, run_dir, rows, counters)
     except TrainingDivergedError as exc:
@@ -218,6 +256,52 @@ def run(spec: RunSpec) -> RunResult:
     except Exception as exc:
         finish("failed", f"{type(exc).__name__}: {exc}")
         raise
+
+
+def check_lenses(names) -> tuple[str, ...]:
+    """The requested lenses in canonical order; unknown names fail with the known ones."""
+    names = [n.strip() for n in names if n.strip()]
+    for name in names:
+        if name not in LENSES:
+            raise UnknownNameError("lens", name, LENSES)
+    if not names:
+        raise UserError(f"--lens needs at least one lens (known: {', '.join(LENSES)}).")
+    return tuple(n for n in LENSES if n in names)
+
+
+def _model_lenses(task, lenses) -> dict:
+    """The parametric / robustness lenses asked for that the task can feed."""
+    from unlearnbench.suites import LENSES as MODEL_LENSES
+
+    out = {}
+    for name in lenses:
+        if name in MODEL_LENSES:
+            lens = MODEL_LENSES[name]
+            if not lens["available"](task):
+                raise UserError(f"The {name} lens needs data that task {task.spec.name!r} does not provide "
+                                f"(concepts, probe questions or a forget set of two rows or more); run without it.")
+            out[name] = lens
+    return out
+
+
+def _run_lens(lens, task, target, oracle, model, device, spec: RunSpec) -> dict:
+    """Per-example scores of one model lens for the unlearned model and both references;
+    the references are cached on disk by model, task, lens version and seed."""
+    ctx = lens["context"](task=task, tokenizer=target.tokenizer, device=device, original=target.model,
+                          quiet=spec.quiet, seed=spec.seed)
+    out = {}
+    for which, loaded in (("original", target), ("oracle", oracle)):
+        key = fingerprint({"task": task.fingerprint, "model": loaded.fingerprint, "lens": lens["version"],
+                           "rows": [r.name for r in lens["rows"]()], "which": which, "seed": spec.seed,
+                           "original": target.fingerprint})
+        path = cache_root() / "lenses" / f"{key}.json"
+        if path.exists():
+            out[which] = json.loads(path.read_text())
+        else:
+            out[which] = lens["per_example"](ctx, loaded.model, which)
+            write_json_atomic(path, out[which])
+    out["unlearned"] = lens["per_example"](ctx, model, "unlearned")
+    return out
 
 
 def _forget_roles(mode: str) -> list[str]:
@@ -243,7 +327,8 @@ def _unlearn_data(task, forget, tokenizer) -> UnlearnData:
     if task.max_train_tokens:
         forget = chunk_text_rows(tokenizer, forget, task.max_train_tokens)
         retain = chunk_text_rows(tokenizer, retain, task.max_train_tokens)
-    return UnlearnData(forget=forget, retain=retain, tokenizer=tokenizer, prompt_format=task.prompt_format)
+    return UnlearnData(forget=forget, retain=retain, tokenizer=tokenizer, prompt_format=task.prompt_format,
+                       concepts=task.concepts)
 
 
 def _rmdir_if_empty(path: Path) -> None:

@@ -34,7 +34,7 @@ from unlearnbench.progress import progress_bar
 
 # Kinds of work that need more than one forward pass by nature (GradNorm's backward), kept
 # out of the forwarded/unique ratio and reported on their own.
-EXTRA_KINDS = ("gradnorm", "head_check")
+EXTRA_KINDS = ("gradnorm", "head_check", "hidden_states")
 
 
 def next_token_statistics(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
@@ -317,6 +317,33 @@ class ScoringEngine:
         return float(torch.sqrt(sum(g.pow(2).sum() for g in grads)))
 
     # -- generation -----------------------------------------------------------------------
+    # -- hidden states ------------------------------------------------------------------
+    @torch.no_grad()
+    def hidden_states(self, items: Sequence[tuple[str, str]], description: str = "hidden states") -> np.ndarray:
+        """The residual stream at the last token of each (question, answer prefix), every
+        layer: ``[n, n_layers + 1, hidden]`` float32 (index 0 is the embedding output). What a
+        probe reads: the state from which the model would say what comes next (an empty
+        prefix: the start of its answer). Equal-length inputs share a forward pass; counted
+        outside the forward-token ratio."""
+        prompts = [encode_prompt(self.tokenizer, self.fmt, q)
+                   + (self.tokenizer(self.fmt.answer_prefix + p, add_special_tokens=False)["input_ids"] if p else [])
+                   for q, p in items]
+        by_length: dict[int, list[int]] = defaultdict(list)
+        for i, p in enumerate(prompts):
+            by_length[len(p)].append(i)
+        out: list[np.ndarray | None] = [None] * len(prompts)
+        with progress_bar(f"{description} ({self.label})", total=len(prompts), quiet=self.quiet) as advance:
+            for batch in self._length_batches(by_length):
+                ids = torch.tensor([prompts[i] for i in batch], device=self.device)
+                with self._autocast():
+                    states = self.model(input_ids=ids, output_hidden_states=True).hidden_states
+                last = torch.stack([h[:, -1].float() for h in states], dim=1).cpu().numpy()
+                self.counter.add("hidden_states", ids.numel(), ids.numel())
+                for row, i in enumerate(batch):
+                    out[i] = last[row]
+                advance(len(batch))
+        return np.stack(out) if out else np.zeros((0, 0, 0), dtype=np.float32)
+
     def generate(self, questions: Sequence[str], max_new_tokens: int = 200, description: str = "generating") -> list[str]:
         """Greedy answers. Prompts of equal length are decoded together with a KV cache, and a
         row leaves the batch as soon as it emits the end token."""

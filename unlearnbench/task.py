@@ -67,6 +67,15 @@ class LanguageModelTask:
     data_fingerprint: str = ""
     modes: tuple[str, ...] = ()  # evaluation modes beyond "standard" (scalability, sustainability)
     max_train_tokens: int | None = None  # methods see long texts cut into windows of this many tokens
+    # Parametric and robustness lenses (plain data; None where the task cannot say):
+    # concepts: [{"name", "words": [...], "prompts": [[question, answer], ...]}], optionally
+    #   with "layer" and "index" where the concept vector is known (ConceptVectors file);
+    # probes: {"attribute", "classes", "retain": rows, "forget": rows}, each row
+    #   {"question", "label": class index, "options": one answer per class};
+    # forget_groups: the entity each forget row is about (relearning splits forget by it).
+    concepts: list[dict] | None = None
+    probes: dict | None = None
+    forget_groups: list | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     kind = "language_model"

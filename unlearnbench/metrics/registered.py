@@ -61,3 +61,33 @@ _PRIVACY_AND_MUSE_METRICS = [
 
 for _name, _fn, _direction, _lens, _summary in _PRIVACY_AND_MUSE_METRICS:
     register_metric(_name, summary=_summary, direction=_direction, lens=_lens)(_fn)
+
+# Parametric (concept vectors, answers, probes) and robustness (relearning, quantization).
+from unlearnbench.metrics import parametric, robustness  # noqa: E402
+
+_PARAMETRIC_AND_ROBUSTNESS_METRICS = [
+    ("concept_jaccard", parametric.topk_jaccard, "lower means the vector changed more", "parametric",
+     "Jaccard of the concept vector's top-k vocabulary-projection tokens before vs after (1 = unchanged)"),
+    ("concept_cosine", parametric.cosine_similarity, "lower means the vector changed more", "parametric",
+     "cosine similarity of the concept vector before vs after (1 = unchanged)"),
+    ("concept_l2", parametric.l2_distance, "higher means the vector changed more", "parametric",
+     "L2 distance of the concept vector before vs after (0 = unchanged)"),
+    ("concept_token_retention", parametric.concept_token_retention, "lower means the concept left the vector",
+     "parametric", "share of the concept tokens in the original top-k still in the top-k after unlearning"),
+    ("concept_coefficient_ratio", parametric.coefficient_ratio,
+     "far below 1 with an unchanged vector = suppressed, not erased", "parametric",
+     "mean activation coefficient of the concept vector on concept prompts, after / before (signed)"),
+    ("probe_accuracy", parametric.probe_accuracy, "lower on forget (high = shallow forgetting)", "parametric",
+     "test accuracy of a logistic-regression probe on standardised hidden states"),
+    ("answer_accuracy", parametric.multiple_choice_accuracy, "lower on forget, higher on retain", "parametric",
+     "multiple-choice accuracy: the option with the lowest mean token NLL"),
+    ("relearn_recovery_auc", robustness.recovery_auc, "lower", "robustness",
+     "area under the recovery ratio vs relearning step, steps normalised by the last (constant 1 -> 1)"),
+    ("quant_recovery", robustness.recovery_ratio, "lower", "robustness",
+     "recovery ratio (M_quantized - M_unlearned) / (M_original - M_unlearned) after fake quantization"),
+    ("quant_agreement", robustness.quantized_agreement, "lower (1 = quantization undoes the unlearning)",
+     "robustness", "share of equal integer quantization codes, unlearned vs original model"),
+]
+
+for _name, _fn, _direction, _lens, _summary in _PARAMETRIC_AND_ROBUSTNESS_METRICS:
+    register_metric(_name, summary=_summary, direction=_direction, lens=_lens)(_fn)

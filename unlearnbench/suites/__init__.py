@@ -9,16 +9,22 @@ recompute every number from the per-example scores stored beside a record. ``row
 the metrics in display order with their lens and direction.
 
 A task names its suite; a new family adds a module here and one line to :data:`SUITES`.
+
+:data:`LENSES` are the lenses that need the models themselves rather than per-example
+statistics from the scoring engine (parametric: concept vectors and probes; robustness:
+relearning and quantization attacks). Each has ``available(task)``, a ``context`` class,
+``per_example(ctx, model, label)`` and a pure ``aggregate(per_example, references)``.
 """
 
 from __future__ import annotations
 
-from unlearnbench.suites import muse, tofu
+from unlearnbench.suites import muse, parametric, robustness, tofu
 from unlearnbench.suites.common import MetricRow
 
 # Bumped whenever a suite's statistics change, so cached reference scores are recomputed.
 SUITE_VERSION = "2"
 
 SUITES = {"tofu": tofu.SUITE, "muse": muse.SUITE}
+LENSES = {"parametric": parametric.LENS, "robustness": robustness.LENS}
 
-__all__ = ["SUITES", "SUITE_VERSION", "MetricRow"]
+__all__ = ["LENSES", "SUITES", "SUITE_VERSION", "MetricRow"]

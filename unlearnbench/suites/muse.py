@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from unlearnbench.metrics import muse, privacy as attacks
-from unlearnbench.suites import privacy
+from unlearnbench.suites import privacy as privacy_lens
 from unlearnbench.suites.common import MetricRow, mean_metric
 
 KNOWMEM = {"forget": ("knowmem_forget_qa", "knowmem_forget_qa_icl"), "retain": ("knowmem_retain_qa", "knowmem_retain_qa_icl")}
@@ -25,7 +25,7 @@ def muse_rows() -> list[MetricRow]:
         MetricRow("verbmem_forget", "lower", "behavior", "100 x ROUGE-L F1 of 128-token continuations of forget text"),
         MetricRow("knowmem_forget", "lower", "behavior", "100 x ROUGE-L F1 of few-shot answers to forget QA"),
         MetricRow("privleak", "zero", "privacy", "(AUC - AUC_oracle) / AUC_oracle x 100, Min-K% forget vs holdout (MUSE orientation)"),
-        *privacy.rows(),
+        *privacy_lens.rows(),
         MetricRow("knowmem_retain", "higher", "utility", "100 x ROUGE-L F1 of few-shot answers to retain QA"),
     ]
 
@@ -35,8 +35,9 @@ def _truncate(tokenizer, text: str, n_tokens: int) -> str:
     return text if len(ids) <= n_tokens else tokenizer.decode(ids[:n_tokens], skip_special_tokens=True)
 
 
-def muse_statistics(engine, splits: dict[str, Any]) -> dict[str, Any]:
-    """Generations for VerbMem and KnowMem and token statistics for the privacy lens."""
+def muse_statistics(engine, splits: dict[str, Any], *, privacy: bool = True) -> dict[str, Any]:
+    """Generations for VerbMem and KnowMem and token statistics for the privacy lens
+    (left out with ``privacy=False``)."""
     verbmem = splits["verbmem_forget"]
     prompts = list(verbmem["prompt"])
     truths = [_truncate(engine.tokenizer, gt, muse.VERBMEM_GT_TOKENS) for gt in verbmem["gt"]]
@@ -54,14 +55,15 @@ def muse_statistics(engine, splits: dict[str, Any]) -> dict[str, Any]:
             "generation": engine.generate(questions, muse.KNOWMEM_MAX_NEW_TOKENS, description=f"knowmem {which}"),
             "reference": answers,
         }
-    members = [("", t) for t in splits["privleak_forget"]["text"]]
-    nonmembers = [("", t) for t in splits["privleak_holdout"]["text"]]
-    stats["privacy"] = privacy.statistics(engine, members, nonmembers)
+    if privacy:
+        members = [("", t) for t in splits["privleak_forget"]["text"]]
+        nonmembers = [("", t) for t in splits["privleak_holdout"]["text"]]
+        stats["privacy"] = privacy_lens.statistics(engine, members, nonmembers)
     return stats
 
 
 def muse_per_example(stats: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"privacy": privacy.per_example(stats["privacy"])}
+    out: dict[str, Any] = {"privacy": privacy_lens.per_example(stats["privacy"])} if "privacy" in stats else {}
     scorers = {"verbmem_forget": muse.verbmem_scores, "knowmem_forget": muse.knowmem_scores, "knowmem_retain": muse.knowmem_scores}
     for name, score in scorers.items():
         s = stats[name]
@@ -77,11 +79,13 @@ def muse_aggregate(per_example: dict, oracle_per_example: dict | None, *, seed: 
     ci: dict[str, list[float]] = {}
     for name in ("verbmem_forget", "knowmem_forget", "knowmem_retain"):
         mean_metric(metrics, ci, name, per_example[name]["score"], n_resamples=n_resamples, seed=seed)
+    if "privacy" not in per_example:  # run without the privacy lens
+        return metrics, ci
     oracle_privacy = oracle_per_example.get("privacy") if oracle_per_example else None
-    privacy.aggregate(per_example["privacy"], oracle_privacy, metrics, ci, seed=seed, n_resamples=n_resamples)
+    privacy_lens.aggregate(per_example["privacy"], oracle_privacy, metrics, ci, seed=seed, n_resamples=n_resamples)
     if oracle_privacy is not None:
-        member_u, nonmember_u = privacy.attack_scores(per_example["privacy"], None, "min_k")
-        member_r, nonmember_r = privacy.attack_scores(oracle_privacy, None, "min_k")
+        member_u, nonmember_u = privacy_lens.attack_scores(per_example["privacy"], None, "min_k")
+        member_r, nonmember_r = privacy_lens.attack_scores(oracle_privacy, None, "min_k")
         try:
             metrics["privleak"] = attacks.privleak(attacks.mia_auc(member_u, nonmember_u), attacks.mia_auc(member_r, nonmember_r))
             ci["privleak"] = list(attacks.privleak_bootstrap_ci(member_u, nonmember_u, member_r, nonmember_r,

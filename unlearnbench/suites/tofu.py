@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from unlearnbench.metrics import behavior
-from unlearnbench.suites import privacy
+from unlearnbench.suites import privacy as privacy_lens
 from unlearnbench.suites.common import MetricRow, mean_metric
 
 EVAL_ROLES = {"forget": "forget_eval", "retain": "retain_eval", "real_authors": "real_authors_eval", "world_facts": "world_facts_eval"}
@@ -35,11 +35,12 @@ def tofu_rows() -> list[MetricRow]:
         MetricRow("forget_quality_ks_statistic", "lower", "behavior", "KS statistic D behind forget_quality"),
         MetricRow("forget_quality_n", "info", "behavior", "number of forget examples in the KS test"),
     ]
-    return rows + privacy.rows()
+    return rows + privacy_lens.rows()
 
 
-def tofu_statistics(engine, splits: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Per-example statistics of one model on the TOFU eval roles (computed once, shared)."""
+def tofu_statistics(engine, splits: dict[str, Any], *, privacy: bool = True) -> dict[str, dict[str, Any]]:
+    """Per-example statistics of one model on the TOFU eval roles (computed once, shared);
+    the privacy lens's statistics unless ``privacy=False``."""
     requests: list[tuple[str, str]] = []
     layout: dict[str, dict[str, Any]] = {}
     for split, role in EVAL_ROLES.items():
@@ -75,7 +76,8 @@ def tofu_statistics(engine, splits: dict[str, Any]) -> dict[str, dict[str, Any]]
         if parts["paraphrased"] is not None:
             entry["nll_paraphrased"] = np.array([s.nll for s in engine.score(list(zip(qs, parts["paraphrased"])))])
         stats[split] = entry
-    stats["privacy"] = privacy.statistics(engine, _qa_pairs(splits["forget"]), _qa_pairs(splits["holdout"]))
+    if privacy:
+        stats["privacy"] = privacy_lens.statistics(engine, _qa_pairs(splits["forget"]), _qa_pairs(splits["holdout"]))
     return stats
 
 
@@ -85,7 +87,7 @@ def _qa_pairs(rows) -> list[tuple[str, str]]:
 
 def tofu_per_example(stats: dict[str, dict[str, Any]]) -> dict[str, dict[str, list]]:
     """The per-example scores every aggregate is computed from (what goes beside a record)."""
-    out = {"privacy": privacy.per_example(stats["privacy"])}
+    out = {"privacy": privacy_lens.per_example(stats["privacy"])} if "privacy" in stats else {}
     for split, s in stats.items():
         if split == "privacy":
             continue
@@ -135,8 +137,9 @@ def tofu_aggregate(per_example: dict, oracle_per_example: dict | None, *, seed: 
     if oracle_per_example is not None:
         fq = behavior.forget_quality(per_example["forget"]["truth_ratio"], oracle_per_example["forget"]["truth_ratio"])
         metrics.update({k: float(v) for k, v in fq.items() if k != "forget_quality_n_oracle"})
-    oracle_privacy = oracle_per_example.get("privacy") if oracle_per_example else None
-    privacy.aggregate(per_example["privacy"], oracle_privacy, metrics, ci, seed=seed, n_resamples=n_resamples)
+    if "privacy" in per_example:
+        oracle_privacy = oracle_per_example.get("privacy") if oracle_per_example else None
+        privacy_lens.aggregate(per_example["privacy"], oracle_privacy, metrics, ci, seed=seed, n_resamples=n_resamples)
     return metrics, ci
 
 

@@ -755,3 +755,48 @@ def event_table(config: MuseWorldConfig) -> list[dict]:
         }
         for e in _events(config)
     ]
+
+
+# ------------------------------------------------------------------ parametric-lens data
+# Plain data for the parametric and robustness lenses (they never import a world).
+
+_PERSON_KEYS = ("organiser", "chief", "scorer", "coach", "leader", "winner", "runner_up")
+
+
+def event_concepts(config: MuseWorldConfig) -> list[dict]:
+    """One concept per forget event: its invented names and fact values as the concept's
+    words, its articles as the concept prompts (text format: empty question)."""
+    return [
+        {"name": f"event {e['index']} ({e['kind']})",
+         "words": list(e["entities"]) + [w for f in e["facts"] for w in f["value"].split()],
+         "prompts": [["", t] for t in e["texts"]]}
+        for e in event_table(config) if e["role"] == "forget"
+    ]
+
+
+def person_probe(config: MuseWorldConfig) -> dict:
+    """Probe rows: every question about a person (organiser, winner, ...) labelled with the
+    person's first name (a pool shared by all events), in the KnowMem QA format, with the
+    answer under each first name as the multiple-choice options. Retain rows come from the
+    retain events, forget rows from the forget events."""
+    out: dict = {"attribute": "first name of the person asked about", "classes": list(_FIRST_NAMES),
+                 "retain": [], "forget": []}
+    for e in event_table(config):
+        if e["role"] == "holdout":
+            continue
+        for f in e["facts"]:
+            if f["key"] not in _PERSON_KEYS:
+                continue
+            first, surname = f["value"].split(" ", 1)
+            for q in f["questions"]:
+                out[e["role"]].append({
+                    "question": qa_block(q, "").rstrip(),
+                    "label": _FIRST_NAMES.index(first),
+                    "options": [f" {name} {surname}" for name in _FIRST_NAMES],
+                })
+    return out
+
+
+def forget_groups(config: MuseWorldConfig) -> list[int]:
+    """The event of each raw forget article (the relearning attack splits forget by event)."""
+    return [e["index"] for e in event_table(config) if e["role"] == "forget" for _ in e["texts"]]

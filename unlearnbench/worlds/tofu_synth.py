@@ -633,3 +633,53 @@ EVERYDAY_SENTENCES = (
     "Sorry, I am not able to help with this.",
     "Yes. No. Maybe. Perhaps. Unknown.",
 )
+
+
+# ------------------------------------------------------------------ parametric-lens data
+# What the parametric and robustness lenses need to know about the world, as plain data
+# (the lenses never import a world): the concepts to locate and a categorical attribute
+# to probe. Derived from the same tables as the QA, so they change with the world.
+
+PROBE_ATTRIBUTE = "genre"
+
+
+def author_concepts(config: WorldConfig, split: str) -> list[dict]:
+    """One concept per author of a forget split: the words that identify the author and
+    its facts (surname and attribute values) and the author's QA as the concept prompts."""
+    names = set(forget_author_names(config, split))
+    concepts = []
+    for author in author_table(config):
+        if author["name"] not in names:
+            continue
+        words = [author["surname"]] + [str(author[key]) for key, *_ in _ATTRIBUTES]
+        rows = _author_rows(config, author)
+        concepts.append({"name": author["name"], "words": words,
+                         "prompts": [[r["question"], r["answer"]] for r in rows]})
+    return concepts
+
+
+def attribute_probe(config: WorldConfig, split: str, key: str = PROBE_ATTRIBUTE) -> dict:
+    """Probe rows for one categorical attribute: every question phrasing about ``key`` for
+    each author, labelled with the author's value, with the answer in each possible value
+    (the multiple-choice options that measure what the model *says*) and the answer up to
+    the value as ``prefix`` (where a probe reads the state). Retain rows are the
+    authors outside the forget split; forget rows are the forget split's authors."""
+    _, pool, questions, answers = next(a for a in _ATTRIBUTES if a[0] == key)
+    forget = set(forget_author_names(config, split))
+    out: dict = {"attribute": key, "classes": list(pool), "retain": [], "forget": []}
+    for author in author_table(config):
+        name, template = author["name"], author["train_templates"][0]
+        for phrasing in questions:
+            out["forget" if name in forget else "retain"].append({
+                "question": phrasing.format(name=name),
+                "prefix": answers[template].split("{v}")[0].format(name=name).rstrip(),
+                "label": pool.index(author[key]),
+                "options": [answers[template].format(name=name, v=v) for v in pool],
+            })
+    return out
+
+
+def author_groups(config: WorldConfig, split: str, questions) -> list[str]:
+    """The author each forget row is about (the relearning attack splits forget by author)."""
+    names = forget_author_names(config, split)
+    return [next((n for n in names if n in q), "") for q in questions]
