@@ -27,13 +27,12 @@ probe attribute are (``task.concepts``, ``task.probes``):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from unlearnbench.metrics import parametric as pm
-from unlearnbench.suites.common import MetricRow
+from unlearnbench.suites.common import LensContext, MetricRow
 
 LENS_VERSION = "1"
 N_UNRELATED = 64  # retain prompts that serve as the unrelated control
@@ -55,22 +54,7 @@ def rows() -> list[MetricRow]:
     ]
 
 
-@dataclass
-class Context:
-    """What the lens needs beyond a model: the task's data and the original target."""
-
-    task: Any
-    tokenizer: Any
-    device: Any
-    original: Any
-    quiet: bool = True
-    seed: int = 0
-    cache: dict = field(default_factory=dict)
-
-    def engine(self, model, label: str):
-        from unlearnbench.scoring import ScoringEngine
-
-        return ScoringEngine(model, self.tokenizer, self.task.prompt_format, self.device, quiet=self.quiet, label=label)
+Context = LensContext  # the lens's context (see suites.common)
 
 
 def available(task) -> list[str]:

@@ -20,13 +20,12 @@ The attacks run on copies; the model passed in is never modified.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from unlearnbench.metrics import robustness as rm
-from unlearnbench.suites.common import MetricRow
+from unlearnbench.suites.common import LensContext, MetricRow
 
 LENS_VERSION = "1"
 RELEARN_STEPS = (0, 1, 2, 5, 10, 25, 50)
@@ -57,15 +56,7 @@ def available(task) -> list[str]:
     return ["relearning", "quantization"] if len(task.splits["forget"]) >= 2 else []
 
 
-@dataclass
-class Context:
-    task: Any
-    tokenizer: Any
-    device: Any
-    original: Any
-    quiet: bool = True
-    seed: int = 0
-    cache: dict = field(default_factory=dict)
+Context = LensContext  # the lens's context (see suites.common)
 
 
 def halves(task) -> tuple[list[int], list[int]]:
@@ -86,10 +77,7 @@ def _pairs(task, index: list[int]) -> list[tuple[str, str]]:
 
 
 def _probabilities(ctx: Context, model, pairs, label: str) -> list[float]:
-    from unlearnbench.scoring import ScoringEngine
-
-    engine = ScoringEngine(model, ctx.tokenizer, ctx.task.prompt_format, ctx.device, quiet=True, label=label)
-    return [float(np.exp(-s.nll)) for s in engine.score(pairs)]
+    return [float(np.exp(-s.nll)) for s in ctx.engine(model, label).score(pairs)]
 
 
 def relearn_curve(ctx: Context, model, label: str) -> list[list[float]]:
