@@ -125,3 +125,26 @@ def test_the_muse_world_feeds_the_same_lenses(run_muse):
     assert record.status == "succeeded"
     assert "concept_vectors" in record.metrics and "relearn_recovery_auc" in record.metrics
     assert "knowmem_forget" in record.metrics and "privleak" not in record.metrics
+
+
+def test_robustness_aggregate_by_hand():
+    from unlearnbench.suites import robustness
+
+    steps = robustness.RELEARN_STEPS  # 0, 1, 2, 5, 10, 25, 50
+    measured = [0.1, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9]  # forget probability of the measured half after each step
+    original = {"relearn": [[0.9, 0.9]] * len(steps), "quant": {"full": [0.9, 0.9], "q8": [0.9, 0.9], "q4": [0.9, 0.9],
+                                                               "q8_agreement": 1.0, "q4_agreement": 1.0}}
+    unlearned = {"relearn": [[m, m] for m in measured],
+                 "quant": {"full": [0.1, 0.1], "q8": [0.1, 0.1], "q4": [0.5, 0.5], "q8_agreement": 0.2, "q4_agreement": 0.9}}
+    metrics, _ = robustness.aggregate(unlearned, {"original": original})
+    rr = [(m - 0.1) / (0.9 - 0.1) for m in measured]  # 0, 0, .125, .25, .5, .75, 1
+    assert metrics["relearn_rr_50"] == pytest.approx(1.0) and metrics["relearn_rr_5"] == pytest.approx(0.25)
+    area = sum((b - a) * (x + y) / 2 for a, b, x, y in zip(steps, steps[1:], rr, rr[1:])) / 50
+    assert metrics["relearn_recovery_auc"] == pytest.approx(area)
+    assert metrics["quant_recovery_4bit"] == pytest.approx(0.5) and metrics["quant_recovery_8bit"] == pytest.approx(0.0)
+    assert metrics["quant_agreement_4bit"] == 0.9
+
+    # a method that removed (almost) nothing has nothing to recover: no ratio at all
+    barely = {"relearn": [[0.895, 0.895]] * len(steps), "quant": {**unlearned["quant"], "full": [0.895, 0.895]}}
+    metrics, _ = robustness.aggregate(barely, {"original": original})
+    assert not any(k.startswith(("relearn_", "quant_recovery")) for k in metrics)

@@ -33,6 +33,10 @@ RELEARN_LR = 1e-3
 RELEARN_BATCH = 8
 QUANT_BITS = (8, 4)
 QUANT_BLOCK = 64
+# A recovery ratio divides by what unlearning removed (M_original - M_unlearned); below this
+# gap in forget probability there is nothing to recover and the ratio only amplifies noise,
+# so it is left out (a method that barely moved the forget probability shows no recovery).
+MIN_GAP = 0.01
 
 
 def rows() -> list[MetricRow]:
@@ -144,14 +148,15 @@ def per_example(ctx: Context, model, label: str) -> dict:
 
 def aggregate(per_example: dict, references: dict | None = None, *, seed: int = 0) -> tuple[dict, dict]:
     """Recovery ratios relative to the original target (``references["original"]``); for
-    the original itself every ratio is undefined (NaN) and left out."""
+    the original itself, and wherever unlearning moved the forget probability by less than
+    :data:`MIN_GAP`, the ratio is undefined and left out."""
     metrics: dict[str, float] = {}
     original = (references or {}).get("original")
     if original is None:
         return metrics, {}
     curve = [float(np.mean(step)) for step in per_example["relearn"]]
     start, top = curve[0], float(np.mean(original["relearn"][0]))
-    ratios = [float(rm.recovery_ratio(m, start, top)) for m in curve]
+    ratios = [float(rm.recovery_ratio(m, start, top)) if abs(top - start) >= MIN_GAP else float("nan") for m in curve]
     if not np.isnan(ratios).all():
         metrics["relearn_recovery_auc"] = float(rm.recovery_auc(list(RELEARN_STEPS), ratios))
         for step, ratio in zip(RELEARN_STEPS[1:], ratios[1:]):
@@ -163,7 +168,7 @@ def aggregate(per_example: dict, references: dict | None = None, *, seed: int = 
         m = float(np.mean(quant[f"q{bits}"]))
         metrics[f"quant_forget_probability_{bits}bit"] = m
         rr = float(rm.recovery_ratio(m, full, full_original))
-        if not np.isnan(rr):
+        if abs(full_original - full) >= MIN_GAP and not np.isnan(rr):
             metrics[f"quant_recovery_{bits}bit"] = rr
         metrics[f"quant_agreement_{bits}bit"] = float(quant[f"q{bits}_agreement"])
     return metrics, {}
