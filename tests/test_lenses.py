@@ -123,7 +123,7 @@ def test_probe_states_are_the_models_own_hidden_states(tiny_task):
 def test_the_muse_world_feeds_the_same_lenses(run_muse):
     record = run_muse("ga", lenses=("behavior", "parametric", "robustness")).record
     assert record.status == "succeeded"
-    assert "concept_vectors" in record.metrics and "relearn_recovery_auc" in record.metrics
+    assert "concept_vectors" in record.metrics and "quant_agreement_4bit" in record.metrics
     assert "knowmem_forget" in record.metrics and "privleak" not in record.metrics
 
 
@@ -148,3 +148,17 @@ def test_robustness_aggregate_by_hand():
     barely = {"relearn": [[0.895, 0.895]] * len(steps), "quant": {**unlearned["quant"], "full": [0.895, 0.895]}}
     metrics, _ = robustness.aggregate(barely, {"original": original})
     assert not any(k.startswith(("relearn_", "quant_recovery")) for k in metrics)
+
+
+def test_the_report_draws_the_relearning_attack(lens_run):
+    from unlearnbench.report import curves, load_run
+
+    run = load_run(lens_run.run_dir)
+    (title, x_label, series), *_ = curves(run)
+    assert title.startswith("Relearning") and x_label == "relearning step"
+    assert set(series) == {"forget probability, unlearned", "forget probability, original target",
+                           "forget probability, oracle (control)"}
+    xs, ys = series["forget probability, unlearned"]
+    per_example = json.loads((lens_run.run_dir / PER_EXAMPLE_FILE).read_text())
+    assert list(xs) == [0, 1, 2, 5, 10, 25, 50]
+    assert ys[0] == pytest.approx(np.mean(per_example["lenses"]["robustness"]["unlearned"]["relearn"][0]))

@@ -96,7 +96,11 @@ def entries(kind: str) -> dict[str, Entry]:
     if kind not in KINDS:
         raise UnknownNameError("registry kind", kind, KINDS)
     _load(kind)
-    return dict(_entries[kind])  # registration order: built-ins in the order of their modules
+    # built-ins in the order of their modules (whatever imported one first), then plugins
+    order = {module: i for i, module in enumerate(_BUILTIN_MODULES[kind])}
+    ranked = sorted(_entries[kind].items(),
+                    key=lambda item: order.get(getattr(item[1].obj, "__module__", ""), len(order)))
+    return dict(ranked)
 
 
 def get(kind: str, name: str) -> Entry:

@@ -185,13 +185,29 @@ def curve_series(obj: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return {}
 
 
+def _lens_relearning(run: Run) -> dict | None:
+    """The robustness lens's relearning attack as columns: the forget probability of the
+    measured half after each step, for the unlearned model, the original and the oracle."""
+    from unlearnbench.suites.robustness import RELEARN_STEPS
+
+    scores = ((run.per_example or {}).get("lenses") or {}).get("robustness")
+    if not isinstance(scores, dict):
+        return None
+    columns: dict[str, list] = {"step": list(RELEARN_STEPS)}
+    for which, label in (("unlearned", "unlearned"), ("original", "original target"), ("oracle", "oracle (control)")):
+        curve = (scores.get(which) or {}).get("relearn")
+        if isinstance(curve, list) and len(curve) == len(RELEARN_STEPS):
+            columns[f"forget probability, {label}"] = [float(np.mean(step)) for step in curve]
+    return columns if len(columns) > 1 else None
+
+
 def curves(run: Run) -> list[tuple[str, str, dict[str, tuple[np.ndarray, np.ndarray]]]]:
     """(title, x label, series) for the relearning curve and the metrics over unlearning steps,
     when the record or its per-example scores hold them."""
     found = []
     unlearned = (run.per_example or {}).get("unlearned") if run.per_example else None
     robustness = run.record.get("robustness") if isinstance(run.record.get("robustness"), dict) else {}
-    for source in (run.record.get("relearning"), robustness.get("relearning"),
+    for source in (_lens_relearning(run), run.record.get("relearning"), robustness.get("relearning"),
                    unlearned.get("relearning") if isinstance(unlearned, dict) else None):
         series = curve_series(source) if source is not None else {}
         if series:
