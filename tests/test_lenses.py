@@ -162,3 +162,16 @@ def test_the_report_draws_the_relearning_attack(lens_run):
     per_example = json.loads((lens_run.run_dir / PER_EXAMPLE_FILE).read_text())
     assert list(xs) == [0, 1, 2, 5, 10, 25, 50]
     assert ys[0] == pytest.approx(np.mean(per_example["lenses"]["robustness"]["unlearned"]["relearn"][0]))
+
+
+def test_model_lenses_alone_skip_the_suite_and_the_board_refuses_them(run_tiny):
+    from unlearnbench.leaderboard import SubmissionError, check_recomputed
+
+    result = run_tiny("ga", lenses=("robustness",))
+    assert result.record.status == "succeeded"
+    assert set(result.record.metrics) and all(r.lens == "robustness" for r in result.rows)
+    assert "unlearned" not in result.token_counts  # no scoring pass for the suite
+    record = json.loads((result.run_dir / "record.json").read_text())
+    per_example = json.loads((result.run_dir / PER_EXAMPLE_FILE).read_text())
+    with pytest.raises(SubmissionError, match="behavior lens"):
+        check_recomputed(record, per_example, record["task"]["suite"])

@@ -264,6 +264,10 @@ def check_recomputed(record: dict, per_example: dict, suite_name: str) -> dict[s
             raise SubmissionError(f"The per-example scores of the {what} model do not have the layout suite "
                                   f"{suite_name!r} expects ({type(exc).__name__}: {exc}).") from None
 
+    lenses = record.get("lenses") or ["behavior"]
+    if "behavior" not in lenses:
+        raise SubmissionError(f"The run measured only the {', '.join(lenses)} lens(es); the board ranks by the "
+                              "behavior lens, so re-run with it (the default lenses include it).")
     metrics, ci = run_aggregate(per_example["unlearned"], per_example["oracle"], "unlearned")
     references = {which: run_aggregate(per_example[which], per_example["oracle"], which)[0] for which in ("original", "oracle")}
     for name, scores in _lens_scores(per_example).items():

@@ -42,6 +42,7 @@ LENSES = {
     "robustness": "relearning and quantization attacks: does the knowledge come back?",
 }
 DEFAULT_LENSES = ("behavior", "privacy", "utility")
+SUITE_LENSES = ("behavior", "privacy", "utility")  # computed by the task's suite in one scoring pass
 
 
 @dataclass(frozen=True)
@@ -177,8 +178,10 @@ def run(spec: RunSpec) -> RunResult:
         t = time.perf_counter()
         counters: dict[str, Any] = {}
         privacy = "privacy" in lenses
-        oracle_scores, original_scores, record.reference = _references(
+        use_suite = bool(set(lenses) & set(SUITE_LENSES))  # else only the model lenses run
+        oracle_scores, original_scores, record.reference = (_references(
             suite, task, target, oracle, device, spec.quiet, spec.seed, counters, privacy)
+            if use_suite else ({}, {}, {"original": {}, "oracle": {}}))
         timing["reference_scores_s"] = time.perf_counter() - t
         model_lenses = _model_lenses(task, lenses)
         if not model_lenses:
@@ -190,6 +193,8 @@ def run(spec: RunSpec) -> RunResult:
         def evaluate(model, label: str):
             from unlearnbench.scoring import ScoringEngine
 
+            if not use_suite:
+                return {}, {}, {}
             engine = ScoringEngine(model, target.tokenizer, task.prompt_format, device, quiet=spec.quiet, label=label)
             per_example = suite["per_example"](suite["statistics"](engine, task.splits, privacy=privacy))
             counters[label] = _counts(engine)
