@@ -10,10 +10,14 @@ from unlearnbench.registry import register_method
 class Original(Method):
     name = "original"
     needs = ()
+    kinds = ("language_model", "classifier")
 
     @dataclass(frozen=True)
     class Params:
         pass
 
     def unlearn(self, model, data, params, ctx):
+        return model
+
+    def unlearn_classifier(self, model, data, params, ctx):
         return model

@@ -2,6 +2,8 @@
 
 The gold standard of exact unlearning. Seeded by the run seed, which differs from the seed the
 task trained its oracle with, so retrain-vs-oracle measures seed noise, not identity.
+For classifiers: a fresh ``build_classifier(data.model_config)`` initialised from the run seed
+and trained with ``data.train_config`` on the retain set (the model it is given is ignored).
 """
 
 from dataclasses import dataclass
@@ -15,6 +17,7 @@ from unlearnbench.registry import register_method
 class Retrain(Method):
     name = "retrain"
     needs = ("retain", "recipe")
+    kinds = ("language_model", "classifier")
 
     @dataclass(frozen=True)
     class Params:
@@ -28,3 +31,9 @@ class Retrain(Method):
                 "--method original --model <folder>."
             )
         return ctx.recipe.train(data.retain, ctx.seed, quiet=ctx.quiet, description="retraining (retrain)").to(ctx.device)
+
+    def unlearn_classifier(self, model, data, params, ctx):
+        from unlearnbench.classifier import fit_classifier
+
+        return fit_classifier(data.model_config, data.x_retain, data.y_retain, data.train_config, ctx.seed,
+                              device=ctx.device, quiet=ctx.quiet, description="retraining (retrain)")

@@ -129,8 +129,12 @@ def evaluate(
     quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
     mode: Annotated[str, typer.Option(help="standard; scalability (growing forget sets) or sustainability "
                                            "(sequential requests) on tasks that have them.")] = "standard",
-    lens: Annotated[str, typer.Option(help="Comma-separated lenses: behavior, privacy, utility, parametric, "
-                                           "robustness (default: behavior,privacy,utility).")] = "behavior,privacy,utility",
+    lens: Annotated[str, typer.Option(help="Comma-separated lenses: behavior, privacy, utility; parametric, "
+                                           "robustness (language models); privacy-strong (classifiers). "
+                                           "Default: behavior,privacy,utility.")] = "behavior,privacy,utility",
+    strong_models: Annotated[int, typer.Option(help="Models per side for --lens privacy-strong.")] = 32,
+    forget_indices: Annotated[Optional[Path], typer.Option(help="Classifier tasks: a forget-index file (from "
+                                                                "`unlearnbench forgetset`) replacing the built-in forget set.")] = None,
 ) -> None:
     """Apply a method to a task's target model and score it against the oracle."""
     from unlearnbench.runner import DEFAULT_LENSES, LENSES as ALL_LENSES, RunSpec, run
@@ -140,7 +144,8 @@ def evaluate(
     spec = RunSpec(task=task, method=method, params=_parse_params(param), seed=seed, model=model, oracle=oracle,
                    data_dir=str(data_dir) if data_dir else None, device=device, out=out,
                    metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()) if metrics else (), quiet=quiet,
-                   mode=mode, lenses=tuple(lens.split(",")))
+                   mode=mode, lenses=tuple(lens.split(",")), strong_privacy_models=strong_models,
+                   task_options={"forget_indices": str(forget_indices)} if forget_indices else {})
     try:
         result = run(spec)
     except UserError as exc:
@@ -159,7 +164,8 @@ def evaluate(
             _out.print(result_table(result))
         if not quiet:
             _err.print(f"record: {result.run_dir / 'record.json'}", highlight=False)
-            left_out = [name for name in ALL_LENSES if name not in record.lenses]
+            optional = ("privacy-strong",) if record.task.get("suite") == "classifier" else ("parametric", "robustness")
+            left_out = [name for name in ALL_LENSES if name in optional and name not in record.lenses]
             if left_out and tuple(record.lenses) == DEFAULT_LENSES:
                 _err.print(f"left out: the {' and '.join(left_out)} lenses (slower); add them with "
                            f"--lens {','.join(record.lenses + left_out)}", highlight=False)
@@ -186,14 +192,18 @@ def list_(
     for k in extra:
         table.add_column(k)
     if kind is Kind.methods:
-        table.add_column("hyperparameters (defaults)")
+        table.add_column("task kinds")
+        table.add_column("hyperparameters (defaults; per kind)")
     table.add_column("summary")
     for e in entries.values():
         cells = [e.name] + [str(e.info.get(k, "")) for k in extra]
         if kind is Kind.methods:
             from dataclasses import fields
 
-            cells.append(", ".join(f"{f.name}={f.default}" for f in fields(e.obj.Params)))
+            kinds = getattr(e.obj, "kinds", ("language_model",))
+            cells.append(" / ".join(k.replace("_", "-") for k in kinds))
+            cells.append("; ".join(", ".join(f"{f.name}={f.default}" for f in fields(e.obj.params_class(k))) or "-"
+                                   for k in dict.fromkeys(kinds)))
         table.add_row(*cells, e.summary)
     _out.print(table)
 
@@ -214,6 +224,38 @@ def prepare(
     except UserError as exc:
         _fail(str(exc))
     _out.print(f"prepared {info['task']} (fingerprint {info['fingerprint']}) in {info['seconds']:.1f} s")
+
+
+@app.command()
+def forgetset(
+    task: Annotated[str, typer.Option(help="A classifier task (e.g. digits/random-10): its data and target model.")],
+    strategy: Annotated[str, typer.Option(help="random, class, worst, proxy-loss or proxy-gradnorm.")],
+    size: Annotated[float, typer.Option(help="Forget-set size in percent of the training set (ignored by class).")] = 10.0,
+    out: Annotated[Path, typer.Option(help="The index file to write (JSON).")] = Path("forget.json"),
+    forget_class: Annotated[Optional[int], typer.Option("--class", help="The class to forget (strategy class).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the selection.")] = 0,
+    quiet: Annotated[bool, typer.Option(help="No progress bars.")] = False,
+) -> None:
+    """Select a forget set (worst-case, proxies, random, class) and write a versioned index file
+    for `unlearnbench evaluate --forget-indices FILE`."""
+    from unlearnbench import forgetsets, registry
+    from unlearnbench.classifier import write_forget_indices
+    from unlearnbench.runner import RunSpec, load_task
+
+    try:
+        if registry.get("task", task).info.get("kind") != "classifier":
+            raise UserError(f"Forget-set selection is for classifier tasks; {task!r} is not one.")
+        loaded = load_task(RunSpec(task=task, quiet=quiet))
+        target = loaded.load_target()
+        indices, info = forgetsets.select(strategy, model=target.model, x=loaded.x_train, y=loaded.y_train,
+                                          size_fraction=size / 100.0, seed=seed, forget_class=forget_class, quiet=quiet)
+        write_forget_indices(out, indices, task=task, strategy=strategy, size=size, cost_s=info.get("wall_seconds"))
+    except UserError as exc:
+        _fail(str(exc))
+    cost = ", ".join(f"{k} {v}" for k, v in info.items() if k in ("wall_seconds", "outer_steps", "forward_examples",
+                                                                      "backward_examples") and v is not None)
+    _out.print(f"{len(indices)} of {len(loaded.y_train)} training rows ({strategy}) -> {out}" + (f"  [{cost}]" if cost else ""),
+               highlight=False)
 
 
 # ------------------------------------------------------------------ reports and leaderboard

@@ -32,6 +32,25 @@ class UnlearnData:
 
 
 @dataclass
+class ClassifierData:
+    """What a classifier method sees: arrays (float32 ``[N, C, H, W]`` images, int64 labels),
+    the task's architecture and training recipe (for methods that retrain, like SISA), and
+    where the forget rows sit in the training set."""
+
+    x_forget: Any
+    y_forget: Any
+    x_retain: Any
+    y_retain: Any
+    num_classes: int
+    model_config: dict
+    train_config: Any  # unlearnbench.classifier.ClassifierTrainConfig
+    x_train: Any = None
+    y_train: Any = None
+    forget_indices: Any = None
+    forget_class: int | None = None
+
+
+@dataclass
 class RunContext:
     seed: int
     device: torch.device
@@ -39,21 +58,34 @@ class RunContext:
     task_name: str = ""
     recipe: Any = None  # unlearnbench.task.Recipe or None
     log: Callable[[str], None] = lambda message: None
+    info: dict = dataclasses.field(default_factory=dict)  # what a method reports (e.g. SISA's retrained share); kept in the record
 
 
 class Method(abc.ABC):
-    """Base class: subclasses set ``Params`` (a dataclass) and implement ``unlearn``."""
+    """Base class: subclasses set ``Params`` (a dataclass) and ``kinds``, and implement
+    ``unlearn`` (language models) and/or ``unlearn_classifier`` (classifiers)."""
 
     name: ClassVar[str] = ""
     needs: ClassVar[tuple[str, ...]] = ("forget",)
+    # Task kinds the method applies to. A classifier method implements ``unlearn_classifier``
+    # and may declare its own hyperparameters as ``ClassifierParams`` (else ``Params``).
+    kinds: ClassVar[tuple[str, ...]] = ("language_model",)
 
     @dataclass(frozen=True)
     class Params:
         pass
 
-    @abc.abstractmethod
     def unlearn(self, model, data: UnlearnData, params, ctx: RunContext):
         """Return the unlearned model (the runner passes a copy of the target)."""
+        raise NotImplementedError(f"{self.name} does not apply to language-model tasks")
+
+    def unlearn_classifier(self, model, data: ClassifierData, params, ctx: RunContext):
+        """Return the unlearned classifier (the runner passes a copy of the target)."""
+        raise NotImplementedError(f"{self.name} does not apply to classifier tasks")
+
+    @classmethod
+    def params_class(cls, kind: str) -> type:
+        return getattr(cls, "ClassifierParams", cls.Params) if kind == "classifier" else cls.Params
 
 
 def _convert(value: str, annotation: Any, key: str) -> Any:

@@ -19,7 +19,7 @@ from unlearnbench.errors import UnknownNameError
 KINDS = ("task", "method", "metric")
 
 _BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
-    "task": ("unlearnbench.tasks.tofu", "unlearnbench.tasks.muse"),
+    "task": ("unlearnbench.tasks.tofu", "unlearnbench.tasks.muse", "unlearnbench.tasks.digits", "unlearnbench.tasks.cifar"),
     "method": (
         "unlearnbench.methods.original",
         "unlearnbench.methods.retrain",
@@ -29,6 +29,16 @@ _BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
         "unlearnbench.methods.simnpo",
         "unlearnbench.methods.idkdpo",
         "unlearnbench.methods.needle",
+        "unlearnbench.methods.ft",
+        "unlearnbench.methods.rl",
+        "unlearnbench.methods.l1sparse",
+        "unlearnbench.methods.bs",
+        "unlearnbench.methods.be",
+        "unlearnbench.methods.salun",
+        "unlearnbench.methods.iu",
+        "unlearnbench.methods.scrub",
+        "unlearnbench.methods.laf",
+        "unlearnbench.methods.sisa",
     ),
     "metric": ("unlearnbench.metrics.registered",),
 }

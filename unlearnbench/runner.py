@@ -40,6 +40,7 @@ LENSES = {
     "utility": "what the model still knows outside the forget set",
     "parametric": "concept vectors and linear probes: is the knowledge still in the weights?",
     "robustness": "relearning and quantization attacks: does the knowledge come back?",
+    "privacy-strong": "classifiers: N retrained vs N unlearned models, the NeurIPS 2023 challenge's forgetting score",
 }
 DEFAULT_LENSES = ("behavior", "privacy", "utility")
 SUITE_LENSES = ("behavior", "privacy", "utility")  # computed by the task's suite in one scoring pass
@@ -58,6 +59,7 @@ class RunSpec:
     out: Path = Path("runs")
     metrics: tuple[str, ...] = ()  # report only these registered metrics (empty: all)
     quiet: bool = False
+    strong_privacy_models: int = 32  # N retrained and N unlearned models of --lens privacy-strong
     mode: str = "standard"  # see MODES
     lenses: tuple[str, ...] = DEFAULT_LENSES  # see LENSES
     task_options: dict[str, Any] = field(default_factory=dict)  # for tests and library users
@@ -129,8 +131,12 @@ def run(spec: RunSpec) -> RunResult:
     t_start = time.perf_counter()
     method_entry = registry.get("method", spec.method)
     method = method_entry.obj()
-    params = parse_params(method.Params, spec.params)
-    registry.get("task", spec.task)  # fail on an unknown task before building anything
+    kind = registry.get("task", spec.task).info.get("kind", "language_model")  # fail on an unknown task early
+    _check_kind(method, kind)
+    params = parse_params(method.params_class(kind), spec.params)
+    if kind != "classifier" and spec.task_options.get("forget_indices"):
+        raise UserError("--forget-indices is for classifier tasks (digits/..., cifar10/..., cifar100/...); "
+                        f"{spec.task!r} defines its forget set by its split.")
     if spec.metrics:
         _select({}, {}, spec.metrics, [])
     if spec.mode not in MODES:
@@ -163,6 +169,9 @@ def run(spec: RunSpec) -> RunResult:
     try:
         t = time.perf_counter()
         task = load_task(spec)
+        if task.kind == "classifier":
+            timing["prepare_task_s"] = time.perf_counter() - t
+            return _run_classifier(spec, task, method, params, record, run_dir, timing, t_start, device, lenses)
         suite = SUITES[task.suite]
         record.task = {"name": spec.task, "version": task.spec.version, "fingerprint": task.fingerprint,
                        "options": task.spec.to_json()["options"], "suite": task.suite}
@@ -263,6 +272,86 @@ def run(spec: RunSpec) -> RunResult:
         raise
 
 
+def _check_kind(method, kind: str) -> None:
+    if kind in method.kinds:
+        return
+    fitting = [name for name, e in registry.entries("method").items() if kind in getattr(e.obj, "kinds", ())]
+    raise UserError(f"Method {method.name!r} does not apply to {kind.replace('_', '-')} tasks. "
+                    f"Methods that do: {', '.join(fitting)}.")
+
+
+def _run_classifier(spec: RunSpec, task, method, params, record, run_dir: Path, timing: dict, t_start: float,
+                    device, lenses) -> RunResult:
+    """The classifier path: the classifier suite, and the strong privacy tier if asked for."""
+    import copy
+
+    from unlearnbench.method import ClassifierData, RunContext
+    from unlearnbench.suites import SUITES, strong_privacy
+
+    unsupported = [name for name in lenses if name in ("parametric", "robustness")]
+    if unsupported:
+        raise UserError(f"The {' and '.join(unsupported)} lens(es) are for language-model tasks; classifier tasks "
+                        "have behavior, privacy, utility and privacy-strong.")
+    suite = SUITES["classifier"]
+    record.task = {"name": spec.task, "version": task.spec.version, "fingerprint": task.fingerprint,
+                   "options": task.spec.to_json()["options"], "suite": task.suite}
+    t = time.perf_counter()
+    target, oracle = task.load_target(), task.load_oracle()
+    record.model = {"target": target.source, "oracle": oracle.source,
+                    "target_fingerprint": target.fingerprint, "oracle_fingerprint": oracle.fingerprint}
+    timing["load_models_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    scores = {which: suite["per_example"](suite["statistics"](m.model, task, device=device))
+              for which, m in (("oracle", oracle), ("original", target))}
+    record.reference = {which: suite["aggregate"](scores[which], scores["oracle"], seed=spec.seed)[0]
+                        for which in ("original", "oracle")}
+    timing["reference_scores_s"] = time.perf_counter() - t
+
+    data = ClassifierData(
+        x_forget=task.x_train[task.forget_indices], y_forget=task.y_train[task.forget_indices],
+        x_retain=task.x_train[task.retain_indices], y_retain=task.y_train[task.retain_indices],
+        num_classes=task.num_classes, model_config=task.model_config, train_config=task.train_config,
+        x_train=task.x_train, y_train=task.y_train, forget_indices=task.forget_indices, forget_class=task.forget_class)
+
+    def unlearn(model, seed: int, quiet: bool = True):
+        ctx = RunContext(seed=seed, device=device, quiet=quiet, task_name=spec.task)
+        return method.unlearn_classifier(model.to(device), data, params, ctx), ctx
+
+    t = time.perf_counter()
+    model, ctx = unlearn(copy.deepcopy(target.model), spec.seed, spec.quiet)
+    timing["unlearn_s"] = rte = time.perf_counter() - t
+    if ctx.info:
+        record.method["info"] = ctx.info
+    t = time.perf_counter()
+    per_example = suite["per_example"](suite["statistics"](model, task, device=device), rte_s=rte)
+    metrics, ci = suite["aggregate"](per_example, scores["oracle"], seed=spec.seed)
+    timing["evaluate_s"] = time.perf_counter() - t
+    rows = [r for r in suite["rows"]() if r.lens in lenses]
+    keep = {r.name for r in rows}
+    metrics = {k: v for k, v in metrics.items() if k in keep}
+    for which in record.reference:
+        record.reference[which] = {k: v for k, v in record.reference[which].items() if k in keep}
+    extra: dict[str, Any] = {}
+    if "privacy-strong" in lenses:
+        t = time.perf_counter()
+        n = spec.strong_privacy_models
+        retrained = strong_privacy.retrained_stats(task, n, device=device, quiet=spec.quiet)
+        unlearned = strong_privacy.unlearned_stats(task, target.model, lambda m, s: unlearn(m, s)[0], n,
+                                                   device=device, quiet=spec.quiet)
+        extra["lenses"] = {"privacy-strong": {"unlearned": strong_privacy.per_example(unlearned, retrained)}}
+        metrics.update(strong_privacy.aggregate(extra["lenses"]["privacy-strong"]["unlearned"])[0])
+        rows += strong_privacy.rows()
+        timing["privacy_strong_s"] = time.perf_counter() - t
+    metrics, ci, rows = _select(metrics, ci, spec.metrics, rows)
+    record.metrics, record.ci, record.status = metrics, ci, "succeeded"
+    timing["total_s"] = time.perf_counter() - t_start
+    record.timing = timing
+    save_record(run_dir, record, {"unlearned": per_example, "original": scores["original"], "oracle": scores["oracle"],
+                                  **extra})
+    return RunResult(record, run_dir, rows, {})
+
+
 def check_lenses(names) -> tuple[str, ...]:
     """The requested lenses in canonical order; unknown names fail with the known ones."""
     names = [n.strip() for n in names if n.strip()]
@@ -280,7 +369,10 @@ def _model_lenses(task, lenses) -> dict:
 
     out = {}
     for name in lenses:
-        if name in MODEL_LENSES:
+        if name == "privacy-strong":
+            raise UserError("The privacy-strong lens is for classifier tasks (N retrained vs N unlearned models); "
+                            "language-model tasks have the privacy lens.")
+        if name in ("parametric", "robustness"):
             lens = MODEL_LENSES[name]
             if not lens["available"](task):
                 raise UserError(f"The {name} lens needs data that task {task.spec.name!r} does not provide "
@@ -359,6 +451,9 @@ def prepare(task_name: str, *, data_dir: str | None = None, model: str | None = 
                    task_options=task_options or {})
     t = time.perf_counter()
     task = load_task(spec)
+    if task.kind == "classifier":  # data, target and oracle; reference scores are seconds
+        task.load_target(), task.load_oracle()
+        return {"task": task_name, "fingerprint": task.fingerprint, "seconds": time.perf_counter() - t}
     suite = SUITES[task.suite]
     dev = resolve_device(device)
     counters: dict[str, Any] = {}

@@ -111,3 +111,50 @@ def model_source(source: str) -> LoadedModel:
     path = Path(source.removeprefix("hub:")).expanduser()
     fp = folder_fingerprint(path) if path.is_dir() else fingerprint({"hub": source})
     return LoadedModel(model, tokenizer, source, fp)
+
+
+# ------------------------------------------------------------------------------ classifiers
+@dataclass
+class ClassifierTask:
+    """A loaded image-classification task: train and test arrays, which training rows are
+    to be forgotten, and how the target and the oracle come to be.
+
+    ``x_*`` are float32 ``[N, C, H, W]`` (normalised), ``y_*`` int64 ``[N]``. The forget set
+    is ``x_train[forget_indices]``; the retain set is every other training row. For
+    class-wise forgetting ``forget_class`` is the class (every training row of it is in
+    the forget set). ``model_config`` builds the architecture
+    (:func:`unlearnbench.classifier.build_classifier`) and ``train_config`` is the task's
+    training recipe (what ``retrain``, SISA and the strong privacy tier use).
+    ``load_target`` / ``load_oracle`` return :class:`LoadedModel` with ``tokenizer=None``.
+    """
+
+    spec: TaskSpec
+    x_train: Any
+    y_train: Any
+    x_test: Any
+    y_test: Any
+    forget_indices: Any  # sorted int64 indices into the training set
+    num_classes: int
+    model_config: dict
+    train_config: Any  # unlearnbench.classifier.ClassifierTrainConfig
+    load_target: Callable[[], LoadedModel]
+    load_oracle: Callable[[], LoadedModel]
+    data_fingerprint: str = ""
+    forget_class: int | None = None
+    suite: str = "classifier"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    kind = "classifier"
+
+    @property
+    def fingerprint(self) -> str:
+        blob = json.dumps({"spec": self.spec.to_json(), "data": self.data_fingerprint}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    @property
+    def retain_indices(self):
+        import numpy as np
+
+        keep = np.ones(len(self.y_train), dtype=bool)
+        keep[self.forget_indices] = False
+        return np.nonzero(keep)[0]

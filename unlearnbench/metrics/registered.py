@@ -91,3 +91,29 @@ _PARAMETRIC_AND_ROBUSTNESS_METRICS = [
 
 for _name, _fn, _direction, _lens, _summary in _PARAMETRIC_AND_ROBUSTNESS_METRICS:
     register_metric(_name, summary=_summary, direction=_direction, lens=_lens)(_fn)
+
+# Classifiers (SalUn tier and the NeurIPS 2023 challenge tier). UA / RA / TA / MIA-Efficacy are
+# fractions from the functions; the suite reports them (and Avg. Gap) in percent.
+from unlearnbench.metrics import classifier  # noqa: E402
+
+_CLOSEST_TO_RETRAIN = "closest to the retrained model"
+_CLASSIFIER_METRICS = [
+    ("ua", classifier.unlearning_accuracy, _CLOSEST_TO_RETRAIN + " (higher = more of forget misclassified)",
+     "behavior", "unlearning accuracy 1 - acc(forget) (SalUn UA)"),
+    ("ra", classifier.accuracy, "higher", "utility", "retain accuracy (SalUn RA)"),
+    ("ta", classifier.accuracy, "higher", "utility",
+     "test accuracy; class-wise forgetting: test set without the forgotten class (SalUn TA)"),
+    ("ta_forget_class", classifier.accuracy, _CLOSEST_TO_RETRAIN + " (near 0 = class forgotten)", "behavior",
+     "class-wise forgetting: accuracy on the test examples of the forgotten class"),
+    ("mia_efficacy", classifier.mia_efficacy, _CLOSEST_TO_RETRAIN + " (higher = forget looks unseen)", "privacy",
+     "share of forget judged non-member by an rbf SVC (C=3) trained on confidence, retain vs test (SalUn)"),
+    ("avg_gap", classifier.avg_gap, "lower", "behavior",
+     "mean |metric - retrained metric| over UA, RA, TA, MIA-Efficacy, in percentage points (SalUn)"),
+    ("forgetting_score", classifier.forgetting_score, "higher", "privacy",
+     "NeurIPS 2023 challenge F: per-example epsilons in 0.5-wide buckets scoring 1, 1/2, 1/4, ..."),
+    ("challenge_score", classifier.challenge_final_score, "higher", "privacy",
+     "NeurIPS 2023 challenge final score F x RA_u/RA_r x TA_u/TA_r"),
+]
+
+for _name, _fn, _direction, _lens, _summary in _CLASSIFIER_METRICS:
+    register_metric(_name, summary=_summary, direction=_direction, lens=_lens)(_fn)

@@ -18,13 +18,16 @@ relearning and quantization attacks). Each has ``available(task)``, a ``context`
 
 from __future__ import annotations
 
-from unlearnbench.suites import muse, parametric, robustness, tofu
+from unlearnbench.suites import classifier, muse, parametric, robustness, strong_privacy, tofu
 from unlearnbench.suites.common import MetricRow
 
 # Bumped whenever a suite's statistics change, so cached reference scores are recomputed.
 SUITE_VERSION = "2"
 
-SUITES = {"tofu": tofu.SUITE, "muse": muse.SUITE}
-LENSES = {"parametric": parametric.LENS, "robustness": robustness.LENS}
+SUITES = {"tofu": tofu.SUITE, "muse": muse.SUITE, "classifier": classifier.SUITE}
+LENSES = {"parametric": parametric.LENS, "robustness": robustness.LENS,
+          # classifiers; the runner runs it itself (it needs the method), the board recomputes it
+          "privacy-strong": {"rows": strong_privacy.rows, "aggregate": strong_privacy.aggregate,
+                             "version": strong_privacy.LENS_VERSION}}
 
 __all__ = ["LENSES", "SUITES", "SUITE_VERSION", "MetricRow"]
