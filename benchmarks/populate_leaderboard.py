@@ -5,7 +5,8 @@
     python benchmarks/populate_leaderboard.py --dry-run             # list what would run
 
 Runs ``original``, ``retrain`` and every registered method at its defaults, seed 0, on every
-registered ``*-synth/*`` task (standard mode), into ``--runs`` (default ``runs/``); then submits
+registered ``*-synth/*`` task and the offline classifier / regression tasks in
+:data:`OFFLINE_TASKS` (standard mode; each task gets the methods of its kind), into ``--runs`` (default ``runs/``); then submits
 each succeeded run through the same validation as ``unlearnbench submit`` and rebuilds the
 boards. All runs come first and all submissions after, so that writing to the (tracked) board
 never makes the harness look dirty to a run still to come: commit your code, then run this on a
@@ -24,12 +25,22 @@ import time
 from pathlib import Path
 
 
-def _defaults(method: str) -> dict:
+# Tasks built offline from bundled data (no hub), besides the synthetic language-model worlds.
+OFFLINE_TASKS = ("digits/random-10", "digits/class-3", "diabetes/random-10", "diabetes/range-200-350")
+
+
+def _kind(task: str) -> str:
+    from unlearnbench import registry
+
+    return registry.get("task", task).info.get("kind", "language_model")
+
+
+def _defaults(method: str, task: str) -> dict:
     from dataclasses import asdict
 
     from unlearnbench import registry
 
-    return asdict(registry.get("method", method).obj.Params())
+    return asdict(registry.get("method", method).obj.params_class(_kind(task))())
 
 
 def _existing_run(runs: Path, task: str, method: str, seed: int, git_sha: str | None) -> Path | None:
@@ -40,7 +51,7 @@ def _existing_run(runs: Path, task: str, method: str, seed: int, git_sha: str | 
             continue
         if (r.get("status") == "succeeded" and r["task"]["name"] == task and r["method"]["name"] == method
                 and r.get("seed") == seed and r.get("mode", "standard") == "standard"
-                and r["method"].get("params") == _defaults(method)
+                and r["method"].get("params") == _defaults(method, task)
                 and r.get("provenance", {}).get("git_sha") == git_sha):
             return record_path.parent
     return None
@@ -64,7 +75,9 @@ def main() -> int:
     from unlearnbench.records import _git_state
     from unlearnbench.runner import RunSpec, run
 
-    tasks = args.tasks.split(",") if args.tasks else [t for t in registry.entries("task") if "-synth/" in t]
+    known_tasks = registry.entries("task")
+    tasks = args.tasks.split(",") if args.tasks else [t for t in known_tasks
+                                                       if "-synth/" in t or t in OFFLINE_TASKS]
     methods = args.methods.split(",") if args.methods else list(registry.entries("method"))
     for name in tasks:
         registry.get("task", name)
@@ -74,8 +87,9 @@ def main() -> int:
     if git["git_dirty"] and not args.allow_dirty:
         print("note: the working tree has uncommitted changes; submissions will be refused unless you commit "
               "first or pass --allow-dirty.", file=sys.stderr)
-    plan = [(t, m) for t in tasks for m in methods]
-    print(f"{len(plan)} runs: {len(tasks)} task(s) x {len(methods)} method(s), seed {args.seed}")
+    plan = [(t, m) for t in tasks for m in methods
+            if _kind(t) in getattr(registry.get("method", m).obj, "kinds", ("language_model",))]
+    print(f"{len(plan)} runs: {len(tasks)} task(s) x the method(s) of their kind, seed {args.seed}")
     if args.dry_run:
         for t, m in plan:
             print(f"  {t}  {m}")

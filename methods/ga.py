@@ -17,18 +17,34 @@ must not run away silently. So it stops early, and says so in the run's ``info``
   classes chance is 2.3; 20 means the true class gets ~1e-9 probability).
 
 A non-finite loss still fails the run (:class:`~unlearnbench.errors.TrainingDivergedError`).
+
+Regression: loss ``-MSE(forget)`` on standardised targets (the task's training loss, negated),
+Adam at lr 1e-3 (the recipe's), 5 epochs over the forget rows. Squared error grows without
+bound, so the ascent is bounded the same way: it stops, reporting ``ga_stopped`` (reason, step,
+epoch) in ``info`` and the log, when
+
+- the MSE on the whole forget set exceeds ``max_ratio`` (5) times the MSE on the retain set
+  of the model BEFORE unlearning (a fixed yardstick: the current retain loss grows with the
+  ascent too), checked every ``check_every`` steps (by default about 4 times per epoch) and
+  before the first step, or
+- a forget batch's MSE exceeds ``max_loss`` (100 on the standardised scale: errors of ten
+  target standard deviations), checked at every step.
+
+Both are on the standardised scale, so the thresholds do not depend on the target's units.
+The retain rows are read only for that yardstick.
 """
 
 import math
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from torch.nn import functional as F
 
 from unlearnbench.classifier import predict_proba, train_classifier
 from unlearnbench.lm import answer_nll
 from unlearnbench.method import LLMParams, LossMethod
-from unlearnbench.methods.ft import SGDParams, sgd_config
+from unlearnbench.methods.ft import AdamParams, SGDParams, adam_config, sgd_config
 from unlearnbench.registry import register_method
 
 
@@ -40,7 +56,7 @@ class _StopEarly(Exception):
 class GradientAscent(LossMethod):
     name = "ga"
     needs = ("forget",)
-    kinds = ("language_model", "classifier")
+    kinds = ("language_model", "classifier", "regression")
 
     @dataclass(frozen=True)
     class Params(LLMParams):
@@ -52,6 +68,14 @@ class GradientAscent(LossMethod):
         lr: float = 0.02
         max_loss: float = 20.0  # stop when a forget batch's CE exceeds this (nats)
         check_every: int = 0  # steps between forget-accuracy checks; 0: about 4 times per epoch
+
+    @dataclass(frozen=True)
+    class RegressionParams(AdamParams):
+        epochs: int = 5
+        lr: float = 1e-3
+        max_ratio: float = 5.0  # stop when forget MSE > max_ratio x the retain MSE before unlearning
+        max_loss: float = 100.0  # stop when a forget batch's MSE exceeds this (standardised targets)
+        check_every: int = 0  # steps between forget-loss checks; 0: about 4 times per epoch
 
     def loss(self, model, forget, retain, reference, params):
         return -answer_nll(model, forget)
@@ -83,6 +107,50 @@ class GradientAscent(LossMethod):
         try:
             train_classifier(model, x, y, sgd_config(params), ctx.seed, loss_fn=loss_fn, device=ctx.device,
                              quiet=ctx.quiet, description="unlearning (ga)")
+        except _StopEarly:
+            pass
+        return model.eval()
+
+    def unlearn_regressor(self, model, data, params, ctx):
+        from unlearnbench.regression import standardised_mse_loss, train_regressor
+
+        model.to(ctx.device)
+        y_forget = np.asarray(data.y_forget, dtype=np.float32)
+        xf = torch.as_tensor(np.asarray(data.x_forget, dtype=np.float32), device=ctx.device)
+        yf = torch.as_tensor(y_forget, device=ctx.device)
+        steps_per_epoch = math.ceil(len(y_forget) / params.batch_size)
+        every = params.check_every if params.check_every > 0 else math.ceil(steps_per_epoch / 4)
+        with torch.no_grad():
+            model.eval()
+            xr = torch.as_tensor(np.asarray(data.x_retain, dtype=np.float32), device=ctx.device)
+            yr = torch.as_tensor(np.asarray(data.y_retain, dtype=np.float32), device=ctx.device)
+            retain_loss = float(standardised_mse_loss(model, xr, yr))
+        bound = params.max_ratio * retain_loss
+        step = [0]
+
+        def stop(reason: str):
+            epoch = step[0] / steps_per_epoch
+            ctx.info["ga_stopped"] = {"reason": reason, "step": step[0], "epoch": round(epoch, 3)}
+            ctx.log(f"ga: stopped early at step {step[0]} (epoch {epoch:.2f}): {reason}")
+            raise _StopEarly
+
+        def loss_fn(m, xb, yb):
+            if step[0] % every == 0:
+                with torch.no_grad():
+                    forget_loss = float(standardised_mse_loss(m, xf, yf))
+                if math.isfinite(forget_loss) and forget_loss > bound:
+                    stop(f"forget loss {forget_loss:.3g} exceeded max_ratio={params.max_ratio:g} x retain loss "
+                         f"{retain_loss:.3g}")
+            mse = standardised_mse_loss(m, xb, yb)
+            value = float(mse.detach())
+            if math.isfinite(value) and value > params.max_loss:
+                stop(f"forget batch loss {value:.3g} exceeded max_loss={params.max_loss:g}")
+            step[0] += 1
+            return -mse
+
+        try:
+            train_regressor(model, data.x_forget, y_forget, adam_config(params), ctx.seed, loss_fn=loss_fn,
+                            device=ctx.device, quiet=ctx.quiet, description="unlearning (ga)")
         except _StopEarly:
             pass
         return model.eval()

@@ -10,7 +10,7 @@ from unlearnbench.registry import register_method
 class Original(Method):
     name = "original"
     needs = ()
-    kinds = ("language_model", "classifier")
+    kinds = ("language_model", "classifier", "regression")
 
     @dataclass(frozen=True)
     class Params:
@@ -20,4 +20,7 @@ class Original(Method):
         return model
 
     def unlearn_classifier(self, model, data, params, ctx):
+        return model
+
+    def unlearn_regressor(self, model, data, params, ctx):
         return model

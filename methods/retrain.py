@@ -4,6 +4,7 @@ The gold standard of exact unlearning. Seeded by the run seed, which differs fro
 task trained its oracle with, so retrain-vs-oracle measures seed noise, not identity.
 For classifiers: a fresh ``build_classifier(data.model_config)`` initialised from the run seed
 and trained with ``data.train_config`` on the retain set (the model it is given is ignored).
+For regression, the same with ``fit_regressor`` (target scale set from the retain targets).
 """
 
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from unlearnbench.registry import register_method
 class Retrain(Method):
     name = "retrain"
     needs = ("retain", "recipe")
-    kinds = ("language_model", "classifier")
+    kinds = ("language_model", "classifier", "regression")
 
     @dataclass(frozen=True)
     class Params:
@@ -37,3 +38,9 @@ class Retrain(Method):
 
         return fit_classifier(data.model_config, data.x_retain, data.y_retain, data.train_config, ctx.seed,
                               device=ctx.device, quiet=ctx.quiet, description="retraining (retrain)")
+
+    def unlearn_regressor(self, model, data, params, ctx):
+        from unlearnbench.regression import fit_regressor
+
+        return fit_regressor(data.model_config, data.x_retain, data.y_retain, data.train_config, ctx.seed,
+                             device=ctx.device, quiet=ctx.quiet, description="retraining (retrain)")

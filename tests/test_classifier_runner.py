@@ -58,7 +58,7 @@ def test_a_method_of_the_other_kind_is_refused_with_the_ones_that_fit(method, ta
 
 
 def test_lenses_of_the_other_kind_are_refused(tmp_path, run_tiny):
-    with pytest.raises(UserError, match="language-model tasks"):
+    with pytest.raises(UserError, match="parametric lens.*do not apply to classifier tasks"):
         digits("original", tmp_path, lenses=("behavior", "parametric"))
     with pytest.raises(UserError, match="classifier tasks"):
         run_tiny("original", lenses=("behavior", "privacy-strong"))
@@ -79,7 +79,7 @@ def test_forgetset_writes_an_index_file_that_evaluate_uses(tmp_path):
 
 
 def test_forget_indices_on_a_language_model_task_is_refused(tmp_path):
-    with pytest.raises(UserError, match="classifier tasks"):
+    with pytest.raises(UserError, match="for classifier and regression tasks"):
         run(RunSpec(task="tofu-synth/forget10", method="original", out=tmp_path, quiet=True,
                     task_options={"forget_indices": "x.json"}))
 

@@ -133,8 +133,12 @@ def evaluate(
                                            "robustness (language models); privacy-strong (classifiers). "
                                            "Default: behavior,privacy,utility.")] = "behavior,privacy,utility",
     strong_models: Annotated[int, typer.Option(help="Models per side for --lens privacy-strong.")] = 32,
-    forget_indices: Annotated[Optional[Path], typer.Option(help="Classifier tasks: a forget-index file (from "
+    forget_indices: Annotated[Optional[Path], typer.Option(help="Classifier / regression tasks: a forget-index file (from "
                                                                 "`unlearnbench forgetset`) replacing the built-in forget set.")] = None,
+    data_file: Annotated[Optional[Path], typer.Option(help="tabular-regression: your table (.csv or .parquet).")] = None,
+    target: Annotated[Optional[str], typer.Option(help="tabular-regression: the column to predict.")] = None,
+    forget: Annotated[Optional[str], typer.Option(help="tabular-regression: random-<p> (default random-10) or "
+                                                        "range-<lo>-<hi> (rows whose target is in [lo, hi]).")] = None,
 ) -> None:
     """Apply a method to a task's target model and score it against the oracle."""
     from unlearnbench.runner import DEFAULT_LENSES, LENSES as ALL_LENSES, RunSpec, run
@@ -145,7 +149,8 @@ def evaluate(
                    data_dir=str(data_dir) if data_dir else None, device=device, out=out,
                    metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()) if metrics else (), quiet=quiet,
                    mode=mode, lenses=tuple(lens.split(",")), strong_privacy_models=strong_models,
-                   task_options={"forget_indices": str(forget_indices)} if forget_indices else {})
+                   task_options=_task_options(forget_indices=forget_indices, data_file=data_file, target=target,
+                                              forget=forget))
     try:
         result = run(spec)
     except UserError as exc:
@@ -164,7 +169,8 @@ def evaluate(
             _out.print(result_table(result))
         if not quiet:
             _err.print(f"record: {result.run_dir / 'record.json'}", highlight=False)
-            optional = ("privacy-strong",) if record.task.get("suite") == "classifier" else ("parametric", "robustness")
+            optional = {"classifier": ("privacy-strong",), "regression": ("robustness",)}.get(
+                record.task.get("suite"), ("parametric", "robustness"))
             left_out = [name for name in ALL_LENSES if name in optional and name not in record.lenses]
             if left_out and tuple(record.lenses) == DEFAULT_LENSES:
                 _err.print(f"left out: the {' and '.join(left_out)} lenses (slower); add them with "
@@ -172,6 +178,12 @@ def evaluate(
     if record.status != "succeeded":
         _err.print(f"[bold red]run {record.status}:[/] {record.error}", highlight=False)
         raise typer.Exit(1)
+
+
+def _task_options(**given) -> dict:
+    """The task options given on the command line (paths as strings); a task that takes none of
+    them refuses them in the runner."""
+    return {k: str(v) for k, v in given.items() if v is not None}
 
 
 @app.command("list")

@@ -51,6 +51,19 @@ class ClassifierData:
 
 
 @dataclass
+class RegressionData:
+    """What a regression method sees: float32 features ``[N, D]`` and targets ``[N]`` (original
+    units), the task's architecture and training recipe (for methods that train a proxy)."""
+
+    x_forget: Any
+    y_forget: Any
+    x_retain: Any
+    y_retain: Any
+    model_config: dict
+    train_config: Any  # unlearnbench.regression.RegressionTrainConfig
+
+
+@dataclass
 class RunContext:
     seed: int
     device: torch.device
@@ -68,7 +81,8 @@ class Method(abc.ABC):
     name: ClassVar[str] = ""
     needs: ClassVar[tuple[str, ...]] = ("forget",)
     # Task kinds the method applies to. A classifier method implements ``unlearn_classifier``
-    # and may declare its own hyperparameters as ``ClassifierParams`` (else ``Params``).
+    # and may declare its own hyperparameters as ``ClassifierParams`` (else ``Params``); a
+    # regression method ``unlearn_regressor`` and ``RegressionParams``.
     kinds: ClassVar[tuple[str, ...]] = ("language_model",)
 
     @dataclass(frozen=True)
@@ -83,9 +97,17 @@ class Method(abc.ABC):
         """Return the unlearned classifier (the runner passes a copy of the target)."""
         raise NotImplementedError(f"{self.name} does not apply to classifier tasks")
 
+    def unlearn_regressor(self, model, data: RegressionData, params, ctx: RunContext):
+        """Return the unlearned regression model (the runner passes a copy of the target)."""
+        raise NotImplementedError(f"{self.name} does not apply to regression tasks")
+
     @classmethod
     def params_class(cls, kind: str) -> type:
-        return getattr(cls, "ClassifierParams", cls.Params) if kind == "classifier" else cls.Params
+        if kind == "classifier":
+            return getattr(cls, "ClassifierParams", cls.Params)
+        if kind == "regression":
+            return getattr(cls, "RegressionParams", cls.Params)
+        return cls.Params
 
 
 def _convert(value: str, annotation: Any, key: str) -> Any:

@@ -52,14 +52,15 @@ RANKINGS: dict[str, Ranking] = {
         source="MUSE (Shi et al., 2024): no verbatim memorisation, no knowledge memorisation, "
                "no privacy leakage (PrivLeak near 0), utility preserved",
     ),
-    "classification": Ranking(
-        (Criterion("avg_gap", "lower"),), x="test_accuracy", y="forget_accuracy",
+    "classifier": Ranking(
+        (Criterion("avg_gap", "lower"),), x="ta", y="ua",
         source="classifier unlearning (e.g. SalUn, Fan et al., 2024): average gap to retrain over "
                "forget / retain / test accuracy and MIA efficacy",
     ),
     "regression": Ranking(
-        (Criterion("gap_to_retrain", "lower"),), x="test_r2", y="forget_mse",
-        source="regression unlearning: gap of the unlearned model's predictions to retrain's",
+        (Criterion("w1_to_retrain", "lower"),), x="l1_test", y="l1_forget",
+        source="regression unlearning (Tarun et al., 2023): Wasserstein-1 gap of the unlearned model's "
+               "forget-set predictions to retrain's",
     ),
 }
 

@@ -19,7 +19,8 @@ from unlearnbench.errors import UnknownNameError
 KINDS = ("task", "method", "metric")
 
 _BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
-    "task": ("unlearnbench.tasks.tofu", "unlearnbench.tasks.muse", "unlearnbench.tasks.digits", "unlearnbench.tasks.cifar"),
+    "task": ("unlearnbench.tasks.tofu", "unlearnbench.tasks.muse", "unlearnbench.tasks.digits", "unlearnbench.tasks.cifar",
+             "unlearnbench.tasks.diabetes", "unlearnbench.tasks.tabular"),
     "method": (
         "unlearnbench.methods.original",
         "unlearnbench.methods.retrain",
@@ -39,6 +40,8 @@ _BUILTIN_MODULES: dict[str, tuple[str, ...]] = {
         "unlearnbench.methods.scrub",
         "unlearnbench.methods.laf",
         "unlearnbench.methods.sisa",
+        "unlearnbench.methods.gaussian",
+        "unlearnbench.methods.blindspot",
     ),
     "metric": ("unlearnbench.metrics.registered",),
 }

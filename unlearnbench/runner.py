@@ -134,8 +134,13 @@ def run(spec: RunSpec) -> RunResult:
     kind = registry.get("task", spec.task).info.get("kind", "language_model")  # fail on an unknown task early
     _check_kind(method, kind)
     params = parse_params(method.params_class(kind), spec.params)
-    if kind != "classifier" and spec.task_options.get("forget_indices"):
-        raise UserError("--forget-indices is for classifier tasks (digits/..., cifar10/..., cifar100/...); "
+    if kind != "regression" or spec.task != "tabular-regression":
+        extra = [f"--{k.replace('_', '-')}" for k in ("data_file", "target", "forget") if spec.task_options.get(k)]
+        if extra:
+            raise UserError(f"{', '.join(extra)} are for the tabular-regression task (your own table); "
+                            f"{spec.task!r} brings its own data.")
+    if kind == "language_model" and spec.task_options.get("forget_indices"):
+        raise UserError("--forget-indices is for classifier and regression tasks (digits/..., cifar10/..., diabetes/...); "
                         f"{spec.task!r} defines its forget set by its split.")
     if spec.metrics:
         _select({}, {}, spec.metrics, [])
@@ -169,9 +174,9 @@ def run(spec: RunSpec) -> RunResult:
     try:
         t = time.perf_counter()
         task = load_task(spec)
-        if task.kind == "classifier":
+        if task.kind in ("classifier", "regression"):
             timing["prepare_task_s"] = time.perf_counter() - t
-            return _run_classifier(spec, task, method, params, record, run_dir, timing, t_start, device, lenses)
+            return _run_array_task(spec, task, method, params, record, run_dir, timing, t_start, device, lenses)
         suite = SUITES[task.suite]
         record.task = {"name": spec.task, "version": task.spec.version, "fingerprint": task.fingerprint,
                        "options": task.spec.to_json()["options"], "suite": task.suite}
@@ -280,19 +285,36 @@ def _check_kind(method, kind: str) -> None:
                     f"Methods that do: {', '.join(fitting)}.")
 
 
-def _run_classifier(spec: RunSpec, task, method, params, record, run_dir: Path, timing: dict, t_start: float,
+def _array_data(task):
+    """What a classifier or regression method sees of the task."""
+    from unlearnbench.method import ClassifierData, RegressionData
+
+    f, r = task.forget_indices, task.retain_indices
+    if task.kind == "regression":
+        return RegressionData(x_forget=task.x_train[f], y_forget=task.y_train[f], x_retain=task.x_train[r],
+                              y_retain=task.y_train[r], model_config=task.model_config, train_config=task.train_config)
+    return ClassifierData(
+        x_forget=task.x_train[f], y_forget=task.y_train[f], x_retain=task.x_train[r], y_retain=task.y_train[r],
+        num_classes=task.num_classes, model_config=task.model_config, train_config=task.train_config,
+        x_train=task.x_train, y_train=task.y_train, forget_indices=f, forget_class=task.forget_class)
+
+
+def _run_array_task(spec: RunSpec, task, method, params, record, run_dir: Path, timing: dict, t_start: float,
                     device, lenses) -> RunResult:
-    """The classifier path: the classifier suite, and the strong privacy tier if asked for."""
+    """Classifier and regression tasks: their suite (predictions on forget, retain and test),
+    and for classifiers the strong privacy tier if asked for."""
     import copy
 
-    from unlearnbench.method import ClassifierData, RunContext
+    from unlearnbench.method import RunContext
     from unlearnbench.suites import SUITES, strong_privacy
 
-    unsupported = [name for name in lenses if name in ("parametric", "robustness")]
+    regression = task.kind == "regression"
+    allowed = ("behavior", "privacy", "utility") + (("robustness",) if regression else ("privacy-strong",))
+    unsupported = [name for name in lenses if name not in allowed]
     if unsupported:
-        raise UserError(f"The {' and '.join(unsupported)} lens(es) are for language-model tasks; classifier tasks "
-                        "have behavior, privacy, utility and privacy-strong.")
-    suite = SUITES["classifier"]
+        raise UserError(f"The {' and '.join(unsupported)} lens(es) do not apply to {task.kind} tasks; they have "
+                        f"{', '.join(allowed)}.")
+    suite = SUITES[task.suite]
     record.task = {"name": spec.task, "version": task.spec.version, "fingerprint": task.fingerprint,
                    "options": task.spec.to_json()["options"], "suite": task.suite}
     t = time.perf_counter()
@@ -301,22 +323,24 @@ def _run_classifier(spec: RunSpec, task, method, params, record, run_dir: Path, 
                     "target_fingerprint": target.fingerprint, "oracle_fingerprint": oracle.fingerprint}
     timing["load_models_s"] = time.perf_counter() - t
 
+    def statistics(model):
+        if regression:  # the anamnesis index (robustness) relearns towards the original's forget loss
+            return suite["statistics"](model, task, original=target.model, device=device, seed=spec.seed,
+                                       relearn="robustness" in lenses)
+        return suite["statistics"](model, task, device=device)
+
     t = time.perf_counter()
-    scores = {which: suite["per_example"](suite["statistics"](m.model, task, device=device))
-              for which, m in (("oracle", oracle), ("original", target))}
+    scores = {which: suite["per_example"](statistics(m.model)) for which, m in (("oracle", oracle), ("original", target))}
     record.reference = {which: suite["aggregate"](scores[which], scores["oracle"], seed=spec.seed)[0]
                         for which in ("original", "oracle")}
     timing["reference_scores_s"] = time.perf_counter() - t
 
-    data = ClassifierData(
-        x_forget=task.x_train[task.forget_indices], y_forget=task.y_train[task.forget_indices],
-        x_retain=task.x_train[task.retain_indices], y_retain=task.y_train[task.retain_indices],
-        num_classes=task.num_classes, model_config=task.model_config, train_config=task.train_config,
-        x_train=task.x_train, y_train=task.y_train, forget_indices=task.forget_indices, forget_class=task.forget_class)
+    data = _array_data(task)
+    apply = method.unlearn_regressor if regression else method.unlearn_classifier
 
     def unlearn(model, seed: int, quiet: bool = True):
         ctx = RunContext(seed=seed, device=device, quiet=quiet, task_name=spec.task)
-        return method.unlearn_classifier(model.to(device), data, params, ctx), ctx
+        return apply(model.to(device), data, params, ctx), ctx
 
     t = time.perf_counter()
     model, ctx = unlearn(copy.deepcopy(target.model), spec.seed, spec.quiet)
@@ -324,7 +348,7 @@ def _run_classifier(spec: RunSpec, task, method, params, record, run_dir: Path, 
     if ctx.info:
         record.method["info"] = ctx.info
     t = time.perf_counter()
-    per_example = suite["per_example"](suite["statistics"](model, task, device=device), rte_s=rte)
+    per_example = suite["per_example"](statistics(model), rte_s=rte)
     metrics, ci = suite["aggregate"](per_example, scores["oracle"], seed=spec.seed)
     timing["evaluate_s"] = time.perf_counter() - t
     rows = [r for r in suite["rows"]() if r.lens in lenses]
@@ -451,7 +475,7 @@ def prepare(task_name: str, *, data_dir: str | None = None, model: str | None = 
                    task_options=task_options or {})
     t = time.perf_counter()
     task = load_task(spec)
-    if task.kind == "classifier":  # data, target and oracle; reference scores are seconds
+    if task.kind in ("classifier", "regression"):  # data, target and oracle; reference scores are seconds
         task.load_target(), task.load_oracle()
         return {"task": task_name, "fingerprint": task.fingerprint, "seconds": time.perf_counter() - t}
     suite = SUITES[task.suite]

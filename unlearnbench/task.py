@@ -158,3 +158,49 @@ class ClassifierTask:
         keep = np.ones(len(self.y_train), dtype=bool)
         keep[self.forget_indices] = False
         return np.nonzero(keep)[0]
+
+
+# ------------------------------------------------------------------------------- regression
+@dataclass
+class RegressionTask:
+    """A loaded tabular regression task: feature and target arrays, the forget rows, and how
+    the target and oracle models (MLPs) come to be.
+
+    ``x_*`` are float32 ``[N, D]`` (standardised with the training statistics), ``y_*``
+    float32 ``[N]`` in the task's original units (models may standardise internally; the
+    metrics read predictions in original units). ``forget_indices`` index the training
+    rows. ``model_config`` builds the network (:func:`unlearnbench.regression.build_regressor`),
+    ``train_config`` is the task's recipe. ``load_target`` / ``load_oracle`` return
+    :class:`LoadedModel` with ``tokenizer=None``.
+    """
+
+    spec: TaskSpec
+    x_train: Any
+    y_train: Any
+    x_test: Any
+    y_test: Any
+    forget_indices: Any
+    model_config: dict
+    train_config: Any  # unlearnbench.regression.RegressionTrainConfig
+    load_target: Callable[[], LoadedModel]
+    load_oracle: Callable[[], LoadedModel]
+    data_fingerprint: str = ""
+    feature_names: tuple[str, ...] = ()
+    target_name: str = "target"
+    suite: str = "regression"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    kind = "regression"
+
+    @property
+    def fingerprint(self) -> str:
+        blob = json.dumps({"spec": self.spec.to_json(), "data": self.data_fingerprint}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    @property
+    def retain_indices(self):
+        import numpy as np
+
+        keep = np.ones(len(self.y_train), dtype=bool)
+        keep[self.forget_indices] = False
+        return np.nonzero(keep)[0]

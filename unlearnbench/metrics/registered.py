@@ -117,3 +117,25 @@ _CLASSIFIER_METRICS = [
 
 for _name, _fn, _direction, _lens, _summary in _CLASSIFIER_METRICS:
     register_metric(_name, summary=_summary, direction=_direction, lens=_lens)(_fn)
+
+# Regression (Deep Regression Unlearning, Tarun et al., 2023). Errors in the target's original
+# units; the anamnesis index is a ratio of relearning step counts (unlearnbench.anamnesis).
+from unlearnbench.metrics import regression  # noqa: E402
+
+_REGRESSION_METRICS = [
+    ("l1_retain", regression.l1, "lower", "utility", "mean absolute error on the retain rows (original units)"),
+    ("l1_forget", regression.l1, _CLOSEST_TO_RETRAIN + " (higher = forget rows predicted worse)", "behavior",
+     "mean absolute error on the forget rows (original units)"),
+    ("l1_test", regression.l1, "lower", "utility", "mean absolute error on the test rows (original units)"),
+    ("mse_test", regression.mse, "lower", "utility", "mean squared error on the test rows (squared units)"),
+    ("w1_to_retrain", regression.w1_to_retrain, "lower", "behavior",
+     "Wasserstein-1 distance between the forget-set predictions of the model and of the retrained model"),
+    ("regression_mia", regression.regression_mia, _CLOSEST_TO_RETRAIN + " (higher = forget looks like training data)",
+     "privacy", "share of forget rows judged members by an rbf SVC (C=3) on the standardised loss, retain vs test"),
+    ("ain", regression.anamnesis_index, "closest to 1 (below 1 = relearns faster than the retrained model)",
+     "robustness", "anamnesis index: relearning steps back within 5% of the original's forget loss, "
+     "unlearned / retrained"),
+]
+
+for _name, _fn, _direction, _lens, _summary in _REGRESSION_METRICS:
+    register_metric(_name, summary=_summary, direction=_direction, lens=_lens)(_fn)

@@ -18,13 +18,13 @@ relearning and quantization attacks). Each has ``available(task)``, a ``context`
 
 from __future__ import annotations
 
-from unlearnbench.suites import classifier, muse, parametric, robustness, strong_privacy, tofu
+from unlearnbench.suites import classifier, muse, parametric, regression, robustness, strong_privacy, tofu
 from unlearnbench.suites.common import MetricRow
 
 # Bumped whenever a suite's statistics change, so cached reference scores are recomputed.
 SUITE_VERSION = "2"
 
-SUITES = {"tofu": tofu.SUITE, "muse": muse.SUITE, "classifier": classifier.SUITE}
+SUITES = {"tofu": tofu.SUITE, "muse": muse.SUITE, "classifier": classifier.SUITE, "regression": regression.SUITE}
 LENSES = {"parametric": parametric.LENS, "robustness": robustness.LENS,
           # classifiers; the runner runs it itself (it needs the method), the board recomputes it
           "privacy-strong": {"rows": strong_privacy.rows, "aggregate": strong_privacy.aggregate,
