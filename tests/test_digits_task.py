@@ -3,7 +3,6 @@ by index file (and every bad index file named), the cached target and oracle, th
 training loop's determinism, and saving and loading classifiers bit for bit."""
 
 import json
-import sys
 
 import numpy as np
 import pytest
@@ -23,7 +22,7 @@ from unlearnbench.classifier import (
     train_classifier,
     write_forget_indices,
 )
-from unlearnbench.errors import DataError, ModelSourceError, TrainingDivergedError, UserError
+from unlearnbench.errors import DataError, ModelSourceError, TrainingDivergedError
 from unlearnbench.tasks.digits import make_digits_task
 
 TINY = ClassifierTrainConfig(epochs=2)
@@ -156,12 +155,6 @@ def test_worst_p_selects_once_and_caches_the_index_file(monkeypatch):
     assert np.array_equal(second.forget_indices, first.forget_indices)
     saved = json.loads(open(first.extra["forget_indices_file"]).read())
     assert saved["strategy"] == "worst" and saved["cost_s"] == 1.5 and saved["version"] == 1
-
-
-def test_worst_p_without_the_selector_asks_for_an_index_file(monkeypatch):
-    monkeypatch.setitem(sys.modules, "unlearnbench.forgetsets", None)  # import fails
-    with pytest.raises(UserError, match="worst-case selection is not available yet.*forget_indices"):
-        digits("worst-10")
 
 
 def test_digits_refuses_a_data_dir(tmp_path):

@@ -15,7 +15,7 @@ import hashlib
 import json
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from unlearnbench.arraytasks import random_forget_indices  # noqa: F401  (re-exported for task families)
 from unlearnbench.errors import DataError, ModelSourceError, TrainingDivergedError, UserError
 from unlearnbench.progress import progress_bar
 
@@ -521,9 +522,6 @@ def write_forget_indices(path, indices, *, task: str, strategy: str, size, cost_
 # (class-<k>, random-<p>, worst-<p>), the cached target and oracle, and the ClassifierTask.
 
 VARIANT_STRATEGIES = ("class", "random", "worst")
-RANDOM_FORGET_SEED = 0  # random-<p> forget sets are fixed: the same rows on every machine
-TARGET_SEED = 0
-ORACLE_SEED = 1000  # apart from any run seed a user is likely to pick
 WORST_CASE_SEED = 0
 
 
@@ -552,17 +550,6 @@ def class_forget_indices(y_train, k: int) -> np.ndarray:
     return np.nonzero(np.asarray(y_train) == k)[0].astype(np.int64)
 
 
-def random_forget_indices(n_train: int, percent: float, seed: int = RANDOM_FORGET_SEED) -> np.ndarray:
-    """A seeded random ``percent``% of the training rows (at least one), sorted."""
-    size = max(1, int(round(n_train * percent / 100)))
-    rng = np.random.default_rng(seed)
-    return np.sort(rng.choice(n_train, size=size, replace=False)).astype(np.int64)
-
-
-def _indices_hash(indices) -> str:
-    return hashlib.sha256(np.asarray(indices, dtype=np.int64).tobytes()).hexdigest()[:16]
-
-
 def worst_case_forget_file(name: str, family: str, target, data: ClassifierArrays, percent: int, *,
                            device=None, quiet: bool = False) -> Path:
     """The forget-index file of the worst-case ``percent``% for ``target`` (a LoadedModel),
@@ -570,13 +557,8 @@ def worst_case_forget_file(name: str, family: str, target, data: ClassifierArray
     fingerprint, the data and the size; the file records what the selection cost."""
     from unlearnbench.cache import cache_root, fingerprint
 
-    try:
-        from unlearnbench.forgetsets import select
-    except ImportError:
-        raise UserError(
-            f"{name}: worst-case selection is not available yet. Pass a forget-index file with "
-            "forget_indices=PATH (see unlearnbench.classifier.write_forget_indices)."
-        ) from None
+    from unlearnbench.forgetsets import select
+
     key = {"target": target.fingerprint, "data": data.fingerprint, "strategy": "worst", "percent": percent,
            "seed": WORST_CASE_SEED}
     path = cache_root() / family / "forget-sets" / f"worst-{percent}-{fingerprint(key)}.json"
@@ -587,20 +569,6 @@ def worst_case_forget_file(name: str, family: str, target, data: ClassifierArray
         write_forget_indices(path, indices, task=name, strategy="worst", size=percent,
                              cost_s=info.get("wall_seconds"))
     return path
-
-
-def cached_classifier(folder: Path, model_config: dict, x, y, train_config: ClassifierTrainConfig, seed: int, *,
-                      device=None, quiet: bool = False, description: str = "training") -> Path:
-    """Train (once) and save a classifier under ``folder``; later calls find it there."""
-    from unlearnbench.cache import building
-
-    folder = Path(folder)
-    if not (folder / WEIGHTS_NAME).is_file():
-        model = fit_classifier(model_config, x, y, train_config, seed, device=device, quiet=quiet,
-                               description=description)
-        with building(folder) as tmp:
-            save_classifier(model, model_config, tmp)
-    return folder
 
 
 def make_classifier_task(
@@ -627,9 +595,10 @@ def make_classifier_task(
     trains the target (every training row, seed 0) and the oracle (the retain rows, seed
     1000) once, cached under ``cache_root()/<family>/<fingerprint>``.
     """
-    from unlearnbench.cache import cache_root, fingerprint
+    from unlearnbench.arraytasks import ModelKit, indices_hash, model_loaders, sources, task_spec
+    from unlearnbench.cache import fingerprint
     from unlearnbench.lm import resolve_device
-    from unlearnbench.task import ClassifierTask, LoadedModel, TaskSpec
+    from unlearnbench.task import ClassifierTask
 
     strategy, value = parse_variant(variant)
     n_train = len(data.y_train)
@@ -639,25 +608,13 @@ def make_classifier_task(
         if int(model_config.get("num_classes", -1)) != data.num_classes:
             raise ModelSourceError(f"Classifier {model!r} has {model_config.get('num_classes')} outputs; "
                                    f"{name} has {data.num_classes} classes.")
-    options = [("forget", variant), *options]
-    if forget_indices is not None:
-        options.append(("forget_indices", str(Path(forget_indices).expanduser().resolve())))
-    spec = TaskSpec(name, family, version, tuple(options))
-
-    world_key = {"family": family, "version": version, "data": data.fingerprint, "model": model_config,
-                 "train": asdict(train_config), "target_seed": TARGET_SEED, "oracle_seed": ORACLE_SEED}
-    root = cache_root() / family / fingerprint(world_key)
-
-    def loaded(folder: Path, source: str):
-        net, _ = load_classifier(folder)
-        return LoadedModel(net, None, source, classifier_fingerprint(folder))
-
-    def load_target():
-        if model is not None:
-            return loaded(Path(model).expanduser(), str(model))
-        folder = cached_classifier(root / "target", model_config, data.x_train, data.y_train, train_config,
-                                   TARGET_SEED, device=device, quiet=quiet, description=f"training target ({family})")
-        return loaded(folder, f"recipe:{recipe_name}")
+    spec = task_spec(name, family, version, variant, options, forget_indices)
+    kit = ModelKit(fit=fit_classifier, save=save_classifier, load=load_classifier, fingerprint=classifier_fingerprint,
+                   weights_name=WEIGHTS_NAME)
+    load_target, oracle_for, root = model_loaders(
+        kit, name=name, family=family, version=version, data_fingerprint=data.fingerprint, model_config=model_config,
+        train_config=train_config, recipe_name=recipe_name, x_train=data.x_train, y_train=data.y_train,
+        model=model, oracle=oracle, device=device, quiet=quiet)
 
     forget_class: int | None = None
     indices_file = forget_indices
@@ -676,18 +633,7 @@ def make_classifier_task(
         indices = read_forget_indices(indices_file, n_train)
     if strategy == "class" and np.array_equal(indices, class_forget_indices(data.y_train, value)):
         forget_class = value
-
-    keep = np.ones(n_train, dtype=bool)
-    keep[indices] = False
-    forget_hash = _indices_hash(indices)
-
-    def load_oracle():
-        if oracle is not None:
-            return loaded(Path(oracle).expanduser(), str(oracle))
-        folder = cached_classifier(root / f"oracle-{forget_hash}", model_config, data.x_train[keep],
-                                   data.y_train[keep], train_config, ORACLE_SEED, device=device, quiet=quiet,
-                                   description=f"training oracle ({name})")
-        return loaded(folder, f"recipe:{recipe_name}")
+    forget_hash = indices_hash(indices)
 
     return ClassifierTask(
         spec=spec,
@@ -700,10 +646,10 @@ def make_classifier_task(
         model_config=model_config,
         train_config=train_config,
         load_target=load_target,
-        load_oracle=load_oracle,
+        load_oracle=oracle_for(indices),
         data_fingerprint=fingerprint({"data": data.fingerprint, "forget": forget_hash}),
         forget_class=forget_class,
         extra={"strategy": strategy, "size": value, "recipe": recipe_name, "cache_dir": str(root),
                "forget_indices_file": str(indices_file) if indices_file is not None else None,
-               "target_source": model or f"recipe:{recipe_name}", "oracle_source": oracle or f"recipe:{recipe_name}"},
+               **sources(recipe_name, model, oracle)},
     )

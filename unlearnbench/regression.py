@@ -26,7 +26,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from unlearnbench.classifier import _epoch_seed, _indices_hash, _model_device, check_forget_indices, read_forget_indices
+from unlearnbench.arraytasks import random_forget_indices  # noqa: F401  (re-exported for task families)
+from unlearnbench.classifier import _epoch_seed, _model_device, check_forget_indices, read_forget_indices
 from unlearnbench.errors import DataError, ModelSourceError, TrainingDivergedError, UserError
 from unlearnbench.progress import progress_bar
 
@@ -362,9 +363,6 @@ def regressor_fingerprint(folder) -> str:
 # What every regression family (diabetes, a user's table) shares: the forget-set variants
 # (random-<p>, range-<lo>-<hi>), the cached target and oracle, and the RegressionTask.
 
-RANDOM_FORGET_SEED = 0  # random-<p> forget sets are fixed: the same rows on every machine
-TARGET_SEED = 0
-ORACLE_SEED = 1000  # apart from any run seed a user is likely to pick
 _NUMBER = r"-?\d+(?:\.\d+)?"
 _VARIANT = re.compile(rf"^(?:random-(?P<p>\d+(?:\.\d+)?)|range-(?P<lo>{_NUMBER})-(?P<hi>{_NUMBER}))$")
 
@@ -405,13 +403,6 @@ def parse_forget_spec(spec: str) -> tuple[str, tuple]:
     return "range", (lo, hi)
 
 
-def random_forget_indices(n_train: int, percent: float, seed: int = RANDOM_FORGET_SEED) -> np.ndarray:
-    """A seeded random ``percent``% of the training rows (at least one), sorted."""
-    size = max(1, int(round(n_train * percent / 100)))
-    rng = np.random.default_rng(seed)
-    return np.sort(rng.choice(n_train, size=size, replace=False)).astype(np.int64)
-
-
 def range_forget_indices(y_train, lo: float, hi: float, *, target_name: str = "target") -> np.ndarray:
     """The training rows whose target lies in ``[lo, hi]``; an empty range is a
     :class:`DataError` naming the range and the target's span."""
@@ -421,20 +412,6 @@ def range_forget_indices(y_train, lo: float, hi: float, *, target_name: str = "t
         raise DataError(f"Forget range [{lo}, {hi}] holds no training row: the target {target_name!r} spans "
                         f"{y.min():g} to {y.max():g} in the training set. Pick a range inside it.")
     return indices
-
-
-def cached_regressor(folder: Path, model_config: dict, x, y, train_config: RegressionTrainConfig, seed: int, *,
-                     device=None, quiet: bool = False, description: str = "training") -> Path:
-    """Train (once) and save a regressor under ``folder``; later calls find it there."""
-    from unlearnbench.cache import building
-
-    folder = Path(folder)
-    if not (folder / WEIGHTS_NAME).is_file():
-        model = fit_regressor(model_config, x, y, train_config, seed, device=device, quiet=quiet,
-                              description=description)
-        with building(folder) as tmp:
-            save_regressor(model, model_config, tmp)
-    return folder
 
 
 def make_regression_task(
@@ -462,9 +439,10 @@ def make_regression_task(
     target (every training row, seed 0) and the oracle (the retain rows, seed 1000) once,
     cached under ``cache_root()/<family>/<fingerprint>``.
     """
-    from unlearnbench.cache import cache_root, fingerprint
+    from unlearnbench.arraytasks import ModelKit, indices_hash, model_loaders, sources, task_spec
+    from unlearnbench.cache import fingerprint
     from unlearnbench.lm import resolve_device
-    from unlearnbench.task import LoadedModel, RegressionTask, TaskSpec
+    from unlearnbench.task import RegressionTask
 
     strategy, values = parse_forget_spec(variant)
     n_train = len(data.y_train)
@@ -474,25 +452,13 @@ def make_regression_task(
         if int(model_config.get("in_features", -1)) != data.x_train.shape[1]:
             raise ModelSourceError(f"Regressor {model!r} takes {model_config.get('in_features')} features; "
                                    f"{name} has {data.x_train.shape[1]}.")
-    options = [("forget", variant), *options]
-    if forget_indices is not None:
-        options.append(("forget_indices", str(Path(forget_indices).expanduser().resolve())))
-    spec = TaskSpec(name, family, version, tuple(options))
-
-    world_key = {"family": family, "version": version, "data": data.fingerprint, "model": model_config,
-                 "train": asdict(train_config), "target_seed": TARGET_SEED, "oracle_seed": ORACLE_SEED}
-    root = cache_root() / family / fingerprint(world_key)
-
-    def loaded(folder: Path, source: str):
-        net, _ = load_regressor(folder)
-        return LoadedModel(net, None, source, regressor_fingerprint(folder))
-
-    def load_target():
-        if model is not None:
-            return loaded(Path(model).expanduser(), str(model))
-        folder = cached_regressor(root / "target", model_config, data.x_train, data.y_train, train_config,
-                                  TARGET_SEED, device=device, quiet=quiet, description=f"training target ({family})")
-        return loaded(folder, f"recipe:{recipe_name}")
+    spec = task_spec(name, family, version, variant, options, forget_indices)
+    kit = ModelKit(fit=fit_regressor, save=save_regressor, load=load_regressor, fingerprint=regressor_fingerprint,
+                   weights_name=WEIGHTS_NAME)
+    load_target, oracle_for, root = model_loaders(
+        kit, name=name, family=family, version=version, data_fingerprint=data.fingerprint, model_config=model_config,
+        train_config=train_config, recipe_name=recipe_name, x_train=data.x_train, y_train=data.y_train,
+        model=model, oracle=oracle, device=device, quiet=quiet)
 
     if forget_indices is not None:
         indices = read_forget_indices(forget_indices, n_train)
@@ -504,18 +470,7 @@ def make_regression_task(
         indices = range_forget_indices(data.y_train, lo, hi, target_name=data.target_name)
         indices = check_forget_indices(indices, n_train,
                                        f"{name}: the forget set ({data.target_name!r} in [{lo}, {hi}])")
-
-    keep = np.ones(n_train, dtype=bool)
-    keep[indices] = False
-    forget_hash = _indices_hash(indices)
-
-    def load_oracle():
-        if oracle is not None:
-            return loaded(Path(oracle).expanduser(), str(oracle))
-        folder = cached_regressor(root / f"oracle-{forget_hash}", model_config, data.x_train[keep],
-                                  data.y_train[keep], train_config, ORACLE_SEED, device=device, quiet=quiet,
-                                  description=f"training oracle ({name})")
-        return loaded(folder, f"recipe:{recipe_name}")
+    forget_hash = indices_hash(indices)
 
     return RegressionTask(
         spec=spec,
@@ -527,12 +482,12 @@ def make_regression_task(
         model_config=model_config,
         train_config=train_config,
         load_target=load_target,
-        load_oracle=load_oracle,
+        load_oracle=oracle_for(indices),
         data_fingerprint=fingerprint({"data": data.fingerprint, "forget": forget_hash}),
         feature_names=tuple(data.feature_names),
         target_name=data.target_name,
         extra={"strategy": strategy, "size": values[0] if strategy == "random" else list(values),
                "recipe": recipe_name, "cache_dir": str(root),
                "forget_indices_file": str(forget_indices) if forget_indices is not None else None,
-               "target_source": model or f"recipe:{recipe_name}", "oracle_source": oracle or f"recipe:{recipe_name}"},
+               **sources(recipe_name, model, oracle)},
     )

@@ -113,20 +113,15 @@ def model_source(source: str) -> LoadedModel:
     return LoadedModel(model, tokenizer, source, fp)
 
 
-# ------------------------------------------------------------------------------ classifiers
+# ------------------------------------------------------------- classifiers and regression
 @dataclass
-class ClassifierTask:
-    """A loaded image-classification task: train and test arrays, which training rows are
-    to be forgotten, and how the target and the oracle come to be.
-
-    ``x_*`` are float32 ``[N, C, H, W]`` (normalised), ``y_*`` int64 ``[N]``. The forget set
-    is ``x_train[forget_indices]``; the retain set is every other training row. For
-    class-wise forgetting ``forget_class`` is the class (every training row of it is in
-    the forget set). ``model_config`` builds the architecture
-    (:func:`unlearnbench.classifier.build_classifier`) and ``train_config`` is the task's
-    training recipe (what ``retrain``, SISA and the strong privacy tier use).
-    ``load_target`` / ``load_oracle`` return :class:`LoadedModel` with ``tokenizer=None``.
-    """
+class ArrayTask:
+    """What classifier and regression tasks share: train and test arrays, which training rows
+    are to be forgotten, the architecture and training recipe, and how the target and the
+    oracle come to be (``load_target`` / ``load_oracle`` return :class:`LoadedModel` with
+    ``tokenizer=None``). The forget set is ``x_train[forget_indices]``; the retain set is
+    every other training row. ``train_config`` is what ``retrain``, SISA, Blindspot's proxy and
+    the strong privacy tier train with."""
 
     spec: TaskSpec
     x_train: Any
@@ -134,73 +129,53 @@ class ClassifierTask:
     x_test: Any
     y_test: Any
     forget_indices: Any  # sorted int64 indices into the training set
-    num_classes: int
     model_config: dict
-    train_config: Any  # unlearnbench.classifier.ClassifierTrainConfig
+    train_config: Any
     load_target: Callable[[], LoadedModel]
     load_oracle: Callable[[], LoadedModel]
     data_fingerprint: str = ""
+    suite: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    kind = ""
+
+    @property
+    def fingerprint(self) -> str:
+        blob = json.dumps({"spec": self.spec.to_json(), "data": self.data_fingerprint}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    @property
+    def retain_indices(self):
+        import numpy as np
+
+        keep = np.ones(len(self.y_train), dtype=bool)
+        keep[self.forget_indices] = False
+        return np.nonzero(keep)[0]
+
+
+@dataclass
+class ClassifierTask(ArrayTask):
+    """An image-classification task: ``x_*`` float32 ``[N, C, H, W]`` (normalised), ``y_*``
+    int64 ``[N]``. For class-wise forgetting ``forget_class`` is the class (every training
+    row of it is in the forget set). ``model_config`` builds the architecture
+    (:func:`unlearnbench.classifier.build_classifier`)."""
+
+    num_classes: int = 0
     forget_class: int | None = None
     suite: str = "classifier"
-    extra: dict[str, Any] = field(default_factory=dict)
 
     kind = "classifier"
 
-    @property
-    def fingerprint(self) -> str:
-        blob = json.dumps({"spec": self.spec.to_json(), "data": self.data_fingerprint}, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
-    @property
-    def retain_indices(self):
-        import numpy as np
-
-        keep = np.ones(len(self.y_train), dtype=bool)
-        keep[self.forget_indices] = False
-        return np.nonzero(keep)[0]
-
-
-# ------------------------------------------------------------------------------- regression
 @dataclass
-class RegressionTask:
-    """A loaded tabular regression task: feature and target arrays, the forget rows, and how
-    the target and oracle models (MLPs) come to be.
+class RegressionTask(ArrayTask):
+    """A tabular regression task: ``x_*`` float32 ``[N, D]`` (standardised with the training
+    statistics), ``y_*`` float32 ``[N]`` in the task's original units (models standardise
+    internally; the metrics read predictions in original units). ``model_config`` builds the
+    network (:func:`unlearnbench.regression.build_regressor`)."""
 
-    ``x_*`` are float32 ``[N, D]`` (standardised with the training statistics), ``y_*``
-    float32 ``[N]`` in the task's original units (models may standardise internally; the
-    metrics read predictions in original units). ``forget_indices`` index the training
-    rows. ``model_config`` builds the network (:func:`unlearnbench.regression.build_regressor`),
-    ``train_config`` is the task's recipe. ``load_target`` / ``load_oracle`` return
-    :class:`LoadedModel` with ``tokenizer=None``.
-    """
-
-    spec: TaskSpec
-    x_train: Any
-    y_train: Any
-    x_test: Any
-    y_test: Any
-    forget_indices: Any
-    model_config: dict
-    train_config: Any  # unlearnbench.regression.RegressionTrainConfig
-    load_target: Callable[[], LoadedModel]
-    load_oracle: Callable[[], LoadedModel]
-    data_fingerprint: str = ""
     feature_names: tuple[str, ...] = ()
     target_name: str = "target"
     suite: str = "regression"
-    extra: dict[str, Any] = field(default_factory=dict)
 
     kind = "regression"
-
-    @property
-    def fingerprint(self) -> str:
-        blob = json.dumps({"spec": self.spec.to_json(), "data": self.data_fingerprint}, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-    @property
-    def retain_indices(self):
-        import numpy as np
-
-        keep = np.ones(len(self.y_train), dtype=bool)
-        keep[self.forget_indices] = False
-        return np.nonzero(keep)[0]

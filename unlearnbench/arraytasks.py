@@ -1,0 +1,114 @@
+"""What classifier and regression task families share: the task's spec, and the target and
+oracle models they train with the task's recipe (cached) or read from ``--model`` /
+``--oracle`` folders.
+
+A family passes a :class:`ModelKit` (how its models are fitted, saved and loaded); the
+target is trained on every training row (seed :data:`TARGET_SEED`), the oracle on the retain
+rows (seed :data:`ORACLE_SEED`), both cached under ``cache_root()/<family>/<fingerprint>``
+with one oracle folder per forget set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+TARGET_SEED = 0
+ORACLE_SEED = 1000  # apart from any run seed a user is likely to pick
+RANDOM_FORGET_SEED = 0  # random-<p> forget sets are fixed: the same rows on every machine
+
+
+@dataclass(frozen=True)
+class ModelKit:
+    """How one kind of model is fitted, saved and loaded."""
+
+    fit: Callable[..., Any]  # fit(model_config, x, y, train_config, seed, *, device, quiet, description) -> model
+    save: Callable[..., Any]  # save(model, model_config, folder)
+    load: Callable[..., Any]  # load(folder) -> (model, config)
+    fingerprint: Callable[..., str]  # fingerprint(folder)
+    weights_name: str = "model.safetensors"
+
+
+def random_forget_indices(n_train: int, percent: float, seed: int = RANDOM_FORGET_SEED) -> np.ndarray:
+    """A seeded random ``percent``% of the training rows (at least one), sorted."""
+    size = max(1, int(round(n_train * percent / 100)))
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n_train, size=size, replace=False)).astype(np.int64)
+
+
+def indices_hash(indices) -> str:
+    return hashlib.sha256(np.asarray(indices, dtype=np.int64).tobytes()).hexdigest()[:16]
+
+
+def task_spec(name: str, family: str, version: str, variant: str, options: Sequence[tuple[str, Any]],
+              forget_indices: str | None):
+    from unlearnbench.task import TaskSpec
+
+    options = [("forget", variant), *options]
+    if forget_indices is not None:
+        options.append(("forget_indices", str(Path(forget_indices).expanduser().resolve())))
+    return TaskSpec(name, family, version, tuple(options))
+
+
+def cached_model(kit: ModelKit, folder: Path, model_config: dict, x, y, train_config, seed: int, *,
+                 device=None, quiet: bool = False, description: str = "training") -> Path:
+    """Train (once) and save a model under ``folder``; later calls find it there."""
+    from unlearnbench.cache import building
+
+    folder = Path(folder)
+    if not (folder / kit.weights_name).is_file():
+        model = kit.fit(model_config, x, y, train_config, seed, device=device, quiet=quiet, description=description)
+        with building(folder) as tmp:
+            kit.save(model, model_config, tmp)
+    return folder
+
+
+def model_loaders(kit: ModelKit, *, name: str, family: str, version: str, data_fingerprint: str,
+                  model_config: dict, train_config, recipe_name: str, x_train, y_train,
+                  model: str | None, oracle: str | None, device=None, quiet: bool = False):
+    """``(load_target, oracle_for, root)``: the target loader, ``oracle_for(forget_indices)``
+    giving the oracle loader of one forget set, and the family world's cache folder. (The
+    target comes first because a worst-case forget set is selected with it.)"""
+    from unlearnbench.cache import cache_root, fingerprint
+    from unlearnbench.task import LoadedModel
+
+    world_key = {"family": family, "version": version, "data": data_fingerprint, "model": model_config,
+                 "train": asdict(train_config), "target_seed": TARGET_SEED, "oracle_seed": ORACLE_SEED}
+    root = cache_root() / family / fingerprint(world_key)
+    source = f"recipe:{recipe_name}"
+
+    def loaded(folder: Path, what: str):
+        net, _ = kit.load(folder)
+        return LoadedModel(net, None, what, kit.fingerprint(folder))
+
+    def load_target():
+        if model is not None:
+            return loaded(Path(model).expanduser(), str(model))
+        folder = cached_model(kit, root / "target", model_config, x_train, y_train, train_config, TARGET_SEED,
+                              device=device, quiet=quiet, description=f"training target ({family})")
+        return loaded(folder, source)
+
+    def oracle_for(forget_indices):
+        keep = np.ones(len(y_train), dtype=bool)
+        keep[forget_indices] = False
+
+        def load_oracle():
+            if oracle is not None:
+                return loaded(Path(oracle).expanduser(), str(oracle))
+            folder = cached_model(kit, root / f"oracle-{indices_hash(forget_indices)}", model_config, x_train[keep],
+                                  y_train[keep], train_config, ORACLE_SEED, device=device, quiet=quiet,
+                                  description=f"training oracle ({name})")
+            return loaded(folder, source)
+
+        return load_oracle
+
+    return load_target, oracle_for, root
+
+
+def sources(recipe_name: str, model: str | None, oracle: str | None) -> dict[str, str]:
+    return {"target_source": model or f"recipe:{recipe_name}", "oracle_source": oracle or f"recipe:{recipe_name}"}
