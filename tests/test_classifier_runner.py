@@ -95,3 +95,25 @@ def test_the_strong_tier_reports_f_and_the_final_score(tmp_path):
     assert metrics["forgetting_score"] < 0.5
     saved = json.loads((result.run_dir / "record.json").read_text())
     check_recomputed(saved, json.loads((result.run_dir / PER_EXAMPLE_FILE).read_text()), "classifier")
+
+
+def test_the_report_draws_the_confidence_distributions(tmp_path):
+    import re
+
+    from unlearnbench.report import write_report
+
+    result = digits("rl", tmp_path)
+    text = write_report([result.run_dir], tmp_path / "report.html").read_text()
+    assert any("confidence" in alt for alt in re.findall(r'alt="([^"]*)"', text))
+
+
+def test_the_mia_feature_is_selectable_and_recorded(tmp_path):
+    from unlearnbench.errors import UnknownNameError
+    from unlearnbench.leaderboard import check_recomputed
+
+    result = digits("rl", tmp_path, mia_feature="modified_entropy")
+    per_example = json.loads((result.run_dir / PER_EXAMPLE_FILE).read_text())
+    assert per_example["unlearned"]["mia_feature"] == "modified_entropy"
+    check_recomputed(json.loads((result.run_dir / "record.json").read_text()), per_example, "classifier")
+    with pytest.raises(UnknownNameError, match="modified_entropy"):
+        digits("rl", tmp_path, mia_feature="modified-entropy")

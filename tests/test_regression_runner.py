@@ -59,3 +59,13 @@ def test_tabular_regression_runs_on_a_csv_and_names_a_missing_column(tmp_path):
 def test_table_options_on_another_task_are_refused(tmp_path):
     with pytest.raises(UserError, match="tabular-regression"):
         run(RunSpec(task="diabetes/random-10", method="ft", out=tmp_path, quiet=True, task_options={"data_file": "x.csv"}))
+
+
+def test_the_report_draws_the_error_distributions(tmp_path):
+    import re
+
+    from unlearnbench.report import write_report
+
+    result = run(RunSpec(task="diabetes/random-10", method="gaussian", out=tmp_path, quiet=True, task_options=dict(FAST)))
+    text = write_report([result.run_dir], tmp_path / "report.html").read_text()
+    assert any("abs_error" in alt for alt in re.findall(r'alt="([^"]*)"', text))

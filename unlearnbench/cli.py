@@ -133,6 +133,8 @@ def evaluate(
                                            "robustness (language models); privacy-strong (classifiers). "
                                            "Default: behavior,privacy,utility.")] = "behavior,privacy,utility",
     strong_models: Annotated[int, typer.Option(help="Models per side for --lens privacy-strong.")] = 32,
+    mia_feature: Annotated[str, typer.Option(help="Classifiers: MIA-Efficacy attacker feature: confidence, "
+                                                  "correctness, entropy, modified_entropy or probability_vector.")] = "confidence",
     forget_indices: Annotated[Optional[Path], typer.Option(help="Classifier / regression tasks: a forget-index file (from "
                                                                 "`unlearnbench forgetset`) replacing the built-in forget set.")] = None,
     data_file: Annotated[Optional[Path], typer.Option(help="tabular-regression: your table (.csv or .parquet).")] = None,
@@ -148,7 +150,7 @@ def evaluate(
     spec = RunSpec(task=task, method=method, params=_parse_params(param), seed=seed, model=model, oracle=oracle,
                    data_dir=str(data_dir) if data_dir else None, device=device, out=out,
                    metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()) if metrics else (), quiet=quiet,
-                   mode=mode, lenses=tuple(lens.split(",")), strong_privacy_models=strong_models,
+                   mode=mode, lenses=tuple(lens.split(",")), strong_privacy_models=strong_models, mia_feature=mia_feature,
                    task_options=_task_options(forget_indices=forget_indices, data_file=data_file, target=target,
                                               forget=forget))
     try:

@@ -31,7 +31,7 @@ from unlearnbench.ranking import GOAL_ARROWS, GOAL_WORDS, number, ranking_for, s
 from unlearnbench.records import PER_EXAMPLE_FILE, RECORD_FILE
 
 REPORT_FILE = "report.html"
-DISTRIBUTION_KEYS = ("truth_ratio", "confidence", "probability")  # first one present per split is drawn
+DISTRIBUTION_KEYS = ("truth_ratio", "confidence", "probability", "abs_error")  # first one present per split is drawn
 MAX_PANELS = 4
 MODELS = (("unlearned", "#2b6cb0"), ("oracle", "#2f855a"), ("original", "#c53030"))
 MEMBER_KEYS = ("member", "members", "forget", "in", "train")
@@ -242,6 +242,26 @@ def _png(fig, alt: str) -> str:
     return f'<img class="plot" alt="{esc(alt)}" src="data:image/png;base64,{data}">'
 
 
+def _derived(scores: Any, key: str) -> np.ndarray | None:
+    """A per-example value stored directly, or derived from what classifier and regression
+    suites store: ``confidence`` = p_y from ``probs`` and ``labels``; ``abs_error`` =
+    |pred - y|."""
+    if not isinstance(scores, dict):
+        return None
+    direct = _array(scores.get(key))
+    if direct is not None:
+        return direct
+    if key == "confidence" and "probs" in scores and "labels" in scores:
+        probs, labels = np.asarray(scores["probs"], dtype=float), np.asarray(scores["labels"], dtype=int)
+        if probs.ndim == 2 and len(probs) == len(labels):
+            return probs[np.arange(len(labels)), labels]
+    if key == "abs_error" and "pred" in scores and "y" in scores:
+        pred, y = _array(scores["pred"]), _array(scores["y"])
+        if pred is not None and y is not None and pred.shape == y.shape:
+            return np.abs(pred - y)
+    return None
+
+
 def _distribution_panels(run: Run) -> list[tuple[str, str]]:
     pe = run.per_example or {}
     unlearned = pe.get("unlearned") if isinstance(pe.get("unlearned"), dict) else {}
@@ -249,7 +269,7 @@ def _distribution_panels(run: Run) -> list[tuple[str, str]]:
     for split, scores in unlearned.items():
         if not isinstance(scores, dict) or split == "privacy":
             continue
-        key = next((k for k in DISTRIBUTION_KEYS if _array(scores.get(k)) is not None), None)
+        key = next((k for k in DISTRIBUTION_KEYS if _derived(scores, k) is not None), None)
         if key:
             panels.append((split, key))
     return panels[:MAX_PANELS]
@@ -269,7 +289,7 @@ def distributions_plot(run: Run) -> str:
     for ax, (split, key) in zip(axes, panels):
         series = {}
         for model, _ in MODELS:
-            arr = _array(_get(run.per_example, model, split, key))
+            arr = _derived(_get(run.per_example, model, split), key)
             if arr is not None:
                 series[model] = arr[np.isfinite(arr)]
         log = key == "truth_ratio" and all(len(v) and (v > 0).all() for v in series.values())

@@ -60,6 +60,7 @@ class RunSpec:
     metrics: tuple[str, ...] = ()  # report only these registered metrics (empty: all)
     quiet: bool = False
     strong_privacy_models: int = 32  # N retrained and N unlearned models of --lens privacy-strong
+    mia_feature: str = "confidence"  # classifiers: the MIA-Efficacy attacker's feature
     mode: str = "standard"  # see MODES
     lenses: tuple[str, ...] = DEFAULT_LENSES  # see LENSES
     task_options: dict[str, Any] = field(default_factory=dict)  # for tests and library users
@@ -156,6 +157,14 @@ def run(spec: RunSpec) -> RunResult:
         config["mode"] = spec.mode
     if tuple(lenses) != DEFAULT_LENSES:
         config["lenses"] = list(lenses)
+    if spec.mia_feature != "confidence":
+        from unlearnbench.metrics.classifier import MIA_FEATURES
+
+        if kind != "classifier":
+            raise UserError("--mia-feature chooses the MIA-Efficacy attacker of classifier tasks.")
+        if spec.mia_feature not in MIA_FEATURES:
+            raise UnknownNameError("MIA feature", spec.mia_feature, MIA_FEATURES)
+        config["mia_feature"] = spec.mia_feature
     run_id = make_run_id(config)
     run_dir = Path(spec.out) / run_id
     record = RunRecord(
@@ -330,7 +339,9 @@ def _run_array_task(spec: RunSpec, task, method, params, record, run_dir: Path, 
         return suite["statistics"](model, task, device=device)
 
     t = time.perf_counter()
-    scores = {which: suite["per_example"](statistics(m.model)) for which, m in (("oracle", oracle), ("original", target))}
+    features = {} if regression else {"mia_feature": spec.mia_feature}
+    scores = {which: suite["per_example"](statistics(m.model), **features)
+              for which, m in (("oracle", oracle), ("original", target))}
     record.reference = {which: suite["aggregate"](scores[which], scores["oracle"], seed=spec.seed)[0]
                         for which in ("original", "oracle")}
     timing["reference_scores_s"] = time.perf_counter() - t
@@ -348,7 +359,7 @@ def _run_array_task(spec: RunSpec, task, method, params, record, run_dir: Path, 
     if ctx.info:
         record.method["info"] = ctx.info
     t = time.perf_counter()
-    per_example = suite["per_example"](statistics(model), rte_s=rte)
+    per_example = suite["per_example"](statistics(model), rte_s=rte, **features)
     metrics, ci = suite["aggregate"](per_example, scores["oracle"], seed=spec.seed)
     timing["evaluate_s"] = time.perf_counter() - t
     rows = [r for r in suite["rows"]() if r.lens in lenses]

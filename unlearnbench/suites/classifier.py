@@ -25,7 +25,7 @@ def rows() -> list[MetricRow]:
     return [
         MetricRow("ua", "oracle", "behavior", "unlearning accuracy: 100 x (1 - accuracy on the forget set)"),
         MetricRow("ta_forget_class", "oracle", "behavior", "test accuracy on the forgotten class (class-wise forgetting)"),
-        MetricRow("mia_efficacy", "oracle", "privacy", "share of forget rows an SVC on confidence (retain vs test) calls non-member, x 100"),
+        MetricRow("mia_efficacy", "oracle", "privacy", "share of forget rows an SVC on confidence (or --mia-feature; retain vs test) calls non-member, x 100"),
         MetricRow("avg_gap", "lower", "behavior", "mean |UA, RA, TA, MIA-Efficacy - the oracle's| (points)"),
         MetricRow("ra", "higher", "utility", "accuracy on the retain set, x 100"),
         MetricRow("ta", "higher", "utility", "test accuracy (other classes only for class-wise forgetting), x 100"),
@@ -48,11 +48,12 @@ def statistics(model, task, *, device=None) -> dict[str, Any]:
     }
 
 
-def per_example(stats: dict[str, Any], rte_s: float | None = None) -> dict[str, Any]:
+def per_example(stats: dict[str, Any], rte_s: float | None = None, mia_feature: str = MIA_FEATURE) -> dict[str, Any]:
     out: dict[str, Any] = {split: {"probs": np.round(stats[split]["probs"], 6).tolist(),
                                    "labels": np.asarray(stats[split]["labels"]).tolist()}
                            for split in ("forget", "retain", "test")}
     out["forget_class"] = stats["forget_class"]
+    out["mia_feature"] = mia_feature
     if rte_s is not None:
         out["rte_s"] = float(rte_s)
     return out
@@ -77,9 +78,10 @@ def aggregate(per_example: dict, oracle_per_example: dict | None, *, seed: int =
         metrics["ta"] = 100.0 * cm.accuracy(t_p[other], t_y[other])
         if own.any():
             metrics["ta_forget_class"] = 100.0 * cm.accuracy(t_p[own], t_y[own])
-    metrics["mia_efficacy"] = 100.0 * cm.mia_efficacy(r_p, r_y, t_p, t_y, f_p, f_y, feature=MIA_FEATURE, seed=seed)
-    if oracle_per_example is not None:
-        reference = aggregate(oracle_per_example, None, seed=seed)[0]
+    feature = per_example.get("mia_feature", MIA_FEATURE)
+    metrics["mia_efficacy"] = 100.0 * cm.mia_efficacy(r_p, r_y, t_p, t_y, f_p, f_y, feature=feature, seed=seed)
+    if oracle_per_example is not None:  # the oracle's MIA-Efficacy with the same attack feature
+        reference = aggregate({**oracle_per_example, "mia_feature": feature}, None, seed=seed)[0]
         metrics["avg_gap"] = float(cm.avg_gap(metrics, reference, keys=GAP_KEYS))
     if per_example.get("rte_s") is not None:
         metrics["rte"] = float(per_example["rte_s"])
