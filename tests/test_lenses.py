@@ -175,3 +175,30 @@ def test_model_lenses_alone_skip_the_suite_and_the_board_refuses_them(run_tiny):
     per_example = json.loads((result.run_dir / PER_EXAMPLE_FILE).read_text())
     with pytest.raises(SubmissionError, match="behavior lens"):
         check_recomputed(record, per_example, record["task"]["suite"])
+
+
+def test_a_concept_vectors_file_names_the_vectors_to_validate(tiny_synth, tmp_path):
+    from unlearnbench.concepts import read_concept_vectors
+    from unlearnbench.errors import DataError
+    from unlearnbench.runner import RunSpec, run
+
+    entries = [{"Concept": "Harbor Lights", "Layer": 0, "Dim": 3, "QA": ["Where are the harbor lights?"],
+                "wikipedia_content": "Harbor Lights is a novel. " * 40},
+               {"Concept": "Quiet Hills", "Layer": 0, "Dim": 5, "QA": ["What are the Quiet Hills?"]}]
+    path = tmp_path / "llama2-7b_concepts.json"
+    path.write_text(json.dumps(entries))
+    concepts = read_concept_vectors(str(path))
+    assert [(c["name"], c["layer"], c["index"]) for c in concepts] == [("Harbor Lights", 0, 3), ("Quiet Hills", 0, 5)]
+    assert len(concepts[0]["prompts"]) == 3 and concepts[1]["prompts"] == [("", "What are the Quiet Hills?")]
+
+    result = run(RunSpec(task="tofu-synth/forget10", method="original", out=tmp_path / "runs", quiet=True,
+                         lenses=("behavior", "parametric"), task_options={"synth": tiny_synth, "concepts": str(path)}))
+    per_example = json.loads((result.run_dir / PER_EXAMPLE_FILE).read_text())
+    tested = per_example["lenses"]["parametric"]["original"]["candidates"]
+    assert [(c["concept"], c["layer"], c["index"]) for c in tested] == [("Harbor Lights", 0, 3), ("Quiet Hills", 0, 5)]
+    assert result.record.metrics["concept_vectors"] == sum(c["valid"] for c in tested)
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"Concept": "x", "Layer": 0}]))
+    with pytest.raises(DataError, match="Dim"):
+        read_concept_vectors(str(bad))

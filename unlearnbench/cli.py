@@ -137,6 +137,9 @@ def evaluate(
                                                   "correctness, entropy, modified_entropy or probability_vector.")] = "confidence",
     forget_indices: Annotated[Optional[Path], typer.Option(help="Classifier / regression tasks: a forget-index file (from "
                                                                 "`unlearnbench forgetset`) replacing the built-in forget set.")] = None,
+    concepts: Annotated[Optional[str], typer.Option(help="Language-model tasks: a ConceptVectors JSON file (or "
+                                                          "hub:<owner>/<dataset>/<file>) naming the concept vectors "
+                                                          "the parametric lens validates and compares.")] = None,
     data_file: Annotated[Optional[Path], typer.Option(help="tabular-regression: your table (.csv or .parquet).")] = None,
     target: Annotated[Optional[str], typer.Option(help="tabular-regression: the column to predict.")] = None,
     forget: Annotated[Optional[str], typer.Option(help="tabular-regression: random-<p> (default random-10) or "
@@ -152,7 +155,7 @@ def evaluate(
                    metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()) if metrics else (), quiet=quiet,
                    mode=mode, lenses=tuple(lens.split(",")), strong_privacy_models=strong_models, mia_feature=mia_feature,
                    task_options=_task_options(forget_indices=forget_indices, data_file=data_file, target=target,
-                                              forget=forget))
+                                              forget=forget, concepts=concepts))
     try:
         result = run(spec)
     except UserError as exc:

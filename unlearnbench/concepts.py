@@ -449,3 +449,56 @@ def _describe(model, tokenizer, matrices, hit: dict, k: int, by_name: Mapping) -
     v0 = value_vector(model, vm, hit["index"])
     return {**hit, "module": vm.name, "topk": topk_of(model, v0[None], k)[0].tolist(),
             "concept_ids": sorted(concept_token_ids(tokenizer, by_name[hit["concept"]]["words"]))}
+
+
+# ------------------------------------------------------------------ ConceptVectors files
+CONCEPT_VECTORS_HUB = "hub:YihuaiHong/ConceptVectors/llama2-7b_concepts.json"  # the benchmark's release (LLaMA-2-7B)
+_PROMPT_CHARS = 400  # each concept prompt: a slice of the concept's Wikipedia text
+
+
+def read_concept_vectors(source: str) -> list[dict]:
+    """Concepts from a ConceptVectors benchmark file (Hong et al., 2024): a JSON list of
+    ``{"Concept", "Layer", "Dim", "QA": [questions], "wikipedia_content": text, ...}``.
+
+    ``source`` is a local path or ``hub:<owner>/<dataset>/<file>`` (a dataset file on the
+    Hugging Face hub, fetched through the hub cache). Each concept keeps its name's words,
+    the given layer and column (validated, never searched), and as prompts the first slices
+    of its Wikipedia text (text format: empty question), or its questions if it has no text."""
+    import json
+    from pathlib import Path
+
+    from unlearnbench.errors import DataError
+
+    if source.startswith("hub:"):
+        repo, _, filename = source[4:].rpartition("/")
+        try:
+            from huggingface_hub import hf_hub_download
+
+            path = Path(hf_hub_download(repo, filename, repo_type="dataset"))
+        except Exception as exc:  # offline, unreachable, gated
+            raise DataError(f"Could not fetch {filename!r} from the hub dataset {repo!r} ({type(exc).__name__}); "
+                            "download the ConceptVectors JSON and pass its local path.") from None
+    else:
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise DataError(f"ConceptVectors file {str(path)!r} does not exist.")
+    try:
+        rows = json.loads(path.read_text())
+    except ValueError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc}).") from None
+    if not isinstance(rows, list) or not rows:
+        raise DataError(f"{path}: expected a non-empty JSON list of concepts.")
+    concepts = []
+    for i, row in enumerate(rows):
+        missing = [key for key in ("Concept", "Layer", "Dim") if not isinstance(row, dict) or key not in row]
+        if missing:
+            raise DataError(f"{path}: concept {i} lacks {', '.join(missing)} (a ConceptVectors entry has "
+                            "Concept, Layer, Dim, QA and wikipedia_content).")
+        text = str(row.get("wikipedia_content") or "")
+        prompts = [("", text[j: j + _PROMPT_CHARS]) for j in range(0, min(len(text), 3 * _PROMPT_CHARS), _PROMPT_CHARS)]
+        prompts = prompts or [("", str(q).strip()) for q in row.get("QA") or []]
+        if not prompts:
+            raise DataError(f"{path}: concept {row['Concept']!r} has neither wikipedia_content nor QA to prompt with.")
+        concepts.append({"name": str(row["Concept"]), "words": str(row["Concept"]).split(),
+                         "layer": int(row["Layer"]), "index": int(row["Dim"]), "prompts": prompts})
+    return concepts

@@ -76,7 +76,15 @@ class RunResult:
 
 def load_task(spec: RunSpec):
     entry = registry.get("task", spec.task)
-    return entry.obj(data_dir=spec.data_dir, model=spec.model, oracle=spec.oracle, quiet=spec.quiet, **spec.task_options)
+    task = entry.obj(data_dir=spec.data_dir, model=spec.model, oracle=spec.oracle, quiet=spec.quiet, **spec.task_options)
+    source = spec.task_options.get("concepts")
+    if source:  # a ConceptVectors file names the concept vectors of a real model
+        if task.kind != "language_model":
+            raise UserError("--concepts (a ConceptVectors file) is for language-model tasks.")
+        from unlearnbench.concepts import read_concept_vectors
+
+        task.concepts = read_concept_vectors(str(source))
+    return task
 
 
 def _reference_stats(suite, task, which: str, loaded, device, quiet: bool, counters: dict, privacy: bool = True) -> dict:
@@ -425,7 +433,7 @@ def _run_lens(lens, task, target, oracle, model, device, spec: RunSpec) -> dict:
     for which, loaded in (("original", target), ("oracle", oracle)):
         key = fingerprint({"task": task.fingerprint, "model": loaded.fingerprint, "lens": lens["version"],
                            "rows": [r.name for r in lens["rows"]()], "which": which, "seed": spec.seed,
-                           "original": target.fingerprint})
+                           "original": target.fingerprint, "concepts": task.concepts, "probes": task.probes})
         path = cache_root() / "lenses" / f"{key}.json"
         if path.exists():
             out[which] = json.loads(path.read_text())

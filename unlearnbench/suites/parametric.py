@@ -176,7 +176,8 @@ def aggregate(per_example: dict, references: dict | None = None, *, seed: int = 
         if vectors:
             for name, key in (("concept_jaccard", "jaccard"), ("concept_cosine", "cosine"), ("concept_l2", "l2"),
                               ("concept_token_retention", "token_retention"), ("concept_validation_margin", "margin")):
-                metrics[name] = float(np.nanmean([v[key] for v in vectors]))
+                values = [v[key] for v in vectors if v[key] is not None and np.isfinite(v[key])]
+                metrics[name] = float(np.mean(values)) if values else float("nan")  # e.g. no concept token in any top-k
             metrics["concept_coefficient_ratio"] = float(pm.coefficient_ratio(
                 [v["coefficient_after"] for v in vectors], [v["coefficient_before"] for v in vectors]))
     probes = per_example.get("probes")
