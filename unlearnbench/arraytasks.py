@@ -112,3 +112,93 @@ def model_loaders(kit: ModelKit, *, name: str, family: str, version: str, data_f
 
 def sources(recipe_name: str, model: str | None, oracle: str | None) -> dict[str, str]:
     return {"target_source": model or f"recipe:{recipe_name}", "oracle_source": oracle or f"recipe:{recipe_name}"}
+
+
+# ------------------------------------------------------------- saved models and configs
+WEIGHTS_NAME = "model.safetensors"
+CONFIG_NAME = "config.json"
+
+
+def train_config_from(options, cls: type, default=None, *, what: str):
+    """A training config (frozen dataclass ``cls``): the config itself, the default, or one
+    rebuilt from its JSON form (records store it); unknown keys are named."""
+    from dataclasses import fields
+
+    from unlearnbench.errors import UserError
+
+    if options is None:
+        return default or cls()
+    if isinstance(options, cls):
+        return options
+    if not isinstance(options, dict):
+        raise UserError(f"A {what} training config must be a {cls.__name__} or a dict, got {options!r}.")
+    known = [f.name for f in fields(cls)]
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise UserError(f"Unknown {what} training option(s) {', '.join(unknown)}; known: {', '.join(known)}.")
+    return cls(**options)
+
+
+def save_model(model, config: dict, folder, *, format_name: str) -> Path:
+    """Write ``model.safetensors`` (the state dict, buffers included) and ``config.json``."""
+    import json
+
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": format_name})
+    (folder / CONFIG_NAME).write_text(json.dumps(dict(config), indent=2, sort_keys=True) + "\n")
+    return folder
+
+
+def read_model_config(folder, *, what: str, archs, writer: str) -> dict:
+    """The ``config.json`` of a saved model folder, checked, without loading the weights."""
+    import json
+
+    from unlearnbench.errors import ModelSourceError
+
+    folder = Path(folder).expanduser()
+    missing = [name for name in (CONFIG_NAME, WEIGHTS_NAME) if not (folder / name).is_file()]
+    if missing:
+        raise ModelSourceError(f"{what.capitalize()} folder {str(folder)!r} lacks {', '.join(missing)}; it must hold "
+                               f"{CONFIG_NAME} and {WEIGHTS_NAME} (written by {writer}).")
+    try:
+        config = json.loads((folder / CONFIG_NAME).read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelSourceError(f"{folder / CONFIG_NAME}: not valid JSON ({exc}).") from None
+    if not isinstance(config, dict) or config.get("arch") not in archs:
+        raise ModelSourceError(f"{folder / CONFIG_NAME}: not a {what} config (needs arch, one of {', '.join(archs)}).")
+    return config
+
+
+def load_model(folder, build: Callable[[dict], Any], *, what: str, archs, writer: str):
+    """``(model, config)`` from a saved folder; the model is on CPU, in eval mode."""
+    from safetensors.torch import load_file
+
+    from unlearnbench.errors import ModelSourceError
+
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise ModelSourceError(f"{what.capitalize()} folder {str(folder)!r} does not exist. Pass a folder written by {writer}.")
+    config = read_model_config(folder, what=what, archs=archs, writer=writer)
+    try:
+        model = build(config)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ModelSourceError(f"{folder / CONFIG_NAME}: not a {what} config ({exc}).") from None
+    try:
+        model.load_state_dict(load_file(str(folder / WEIGHTS_NAME)))
+    except RuntimeError as exc:
+        raise ModelSourceError(f"{folder / WEIGHTS_NAME} does not match the architecture in {CONFIG_NAME}: {exc}") from None
+    model.eval()
+    return model, config
+
+
+def weights_fingerprint(folder) -> str:
+    """Identity of a saved model: the hash of its weights file."""
+    digest = hashlib.sha256()
+    with open(Path(folder) / WEIGHTS_NAME, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]

@@ -11,11 +11,10 @@ numpy arrays and torch tensors are both accepted.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,12 +23,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from unlearnbench.arraytasks import random_forget_indices  # noqa: F401  (re-exported for task families)
+from unlearnbench.arraytasks import (  # noqa: F401  (random_forget_indices: re-exported for task families)
+    WEIGHTS_NAME, load_model, random_forget_indices, read_model_config, save_model, train_config_from,
+    weights_fingerprint,
+)
 from unlearnbench.errors import DataError, ModelSourceError, TrainingDivergedError, UserError
 from unlearnbench.progress import progress_bar
 
-WEIGHTS_NAME = "model.safetensors"
-CONFIG_NAME = "config.json"
 FORMAT_NAME = "unlearnbench-classifier"
 INDEX_FILE_VERSION = 1
 
@@ -189,17 +189,7 @@ GRAD_CLIP = 5.0
 def classifier_train_config(options: ClassifierTrainConfig | dict | None,
                             default: ClassifierTrainConfig | None = None) -> ClassifierTrainConfig:
     """The config itself, the default, or one rebuilt from its JSON form (records store it)."""
-    if options is None:
-        return default or ClassifierTrainConfig()
-    if isinstance(options, ClassifierTrainConfig):
-        return options
-    if not isinstance(options, dict):
-        raise UserError(f"A classifier training config must be a ClassifierTrainConfig or a dict, got {options!r}.")
-    known = [f.name for f in fields(ClassifierTrainConfig)]
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise UserError(f"Unknown classifier training option(s) {', '.join(unknown)}; known: {', '.join(known)}.")
-    return ClassifierTrainConfig(**options)
+    return train_config_from(options, ClassifierTrainConfig, default, what="classifier")
 
 
 def _check_config(config: ClassifierTrainConfig) -> None:
@@ -378,62 +368,22 @@ def fit_classifier(model_config: dict, x, y, train_config: ClassifierTrainConfig
 
 def save_classifier(model: nn.Module, config: dict, folder) -> Path:
     """Write ``model.safetensors`` (the state dict, buffers included) and ``config.json``."""
-    from safetensors.torch import save_file
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": FORMAT_NAME})
-    (folder / CONFIG_NAME).write_text(json.dumps(dict(config), indent=2, sort_keys=True) + "\n")
-    return folder
+    return save_model(model, config, folder, format_name=FORMAT_NAME)
 
 
 def load_classifier(folder) -> tuple[nn.Module, dict]:
     """``(model, config)`` from a :func:`save_classifier` folder; the model is on CPU, in eval mode."""
-    from safetensors.torch import load_file
-
-    folder = Path(folder).expanduser()
-    if not folder.is_dir():
-        raise ModelSourceError(f"Classifier folder {str(folder)!r} does not exist. Pass a folder written by save_classifier.")
-    missing = [n for n in (CONFIG_NAME, WEIGHTS_NAME) if not (folder / n).is_file()]
-    if missing:
-        raise ModelSourceError(f"Classifier folder {str(folder)!r} lacks {', '.join(missing)}; "
-                               f"a classifier folder holds {CONFIG_NAME} and {WEIGHTS_NAME} (save_classifier).")
-    try:
-        config = json.loads((folder / CONFIG_NAME).read_text())
-        model = build_classifier(config)
-    except (json.JSONDecodeError, ValueError, TypeError, AttributeError) as exc:
-        raise ModelSourceError(f"{folder / CONFIG_NAME}: not a classifier config ({exc}).") from None
-    try:
-        model.load_state_dict(load_file(str(folder / WEIGHTS_NAME)))
-    except RuntimeError as exc:
-        raise ModelSourceError(f"{folder / WEIGHTS_NAME} does not match the architecture in {CONFIG_NAME}: {exc}") from None
-    model.eval()
-    return model, config
+    return load_model(folder, build_classifier, what="classifier", archs=_ARCHS, writer="save_classifier")
 
 
 def classifier_fingerprint(folder) -> str:
     """Identity of a saved classifier: the hash of its weights file."""
-    digest = hashlib.sha256()
-    with open(Path(folder) / WEIGHTS_NAME, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]
+    return weights_fingerprint(folder)
 
 
 def read_classifier_config(folder) -> dict:
     """The ``config.json`` of a classifier folder, checked, without loading the weights."""
-    folder = Path(folder).expanduser()
-    if not (folder / CONFIG_NAME).is_file() or not (folder / WEIGHTS_NAME).is_file():
-        raise ModelSourceError(f"Classifier folder {str(folder)!r} must hold {CONFIG_NAME} and {WEIGHTS_NAME} "
-                               "(written by save_classifier).")
-    try:
-        config = json.loads((folder / CONFIG_NAME).read_text())
-    except json.JSONDecodeError as exc:
-        raise ModelSourceError(f"{folder / CONFIG_NAME}: not valid JSON ({exc}).") from None
-    if not isinstance(config, dict) or config.get("arch") not in _ARCHS:
-        raise ModelSourceError(f"{folder / CONFIG_NAME}: not a classifier config (needs arch, one of {', '.join(_ARCHS)}).")
-    return config
+    return read_model_config(folder, what="classifier", archs=_ARCHS, writer="save_classifier")
 
 
 # ------------------------------------------------------------------------------ forget-index files

@@ -21,12 +21,10 @@ method that writes its own loss should compare ``model.standardised(x)`` with
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import re
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +33,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from unlearnbench.arraytasks import random_forget_indices  # noqa: F401  (re-exported for task families)
+from unlearnbench.arraytasks import (  # noqa: F401  (random_forget_indices: re-exported for task families)
+    WEIGHTS_NAME, load_model, random_forget_indices, read_model_config, save_model, train_config_from,
+    weights_fingerprint,
+)
 from unlearnbench.classifier import _epoch_seed, _model_device, check_forget_indices, read_forget_indices
 from unlearnbench.errors import DataError, ModelSourceError, TrainingDivergedError, UserError
 from unlearnbench.progress import progress_bar
 
-WEIGHTS_NAME = "model.safetensors"
-CONFIG_NAME = "config.json"
 FORMAT_NAME = "unlearnbench-regressor"
 
 
@@ -158,17 +157,7 @@ GRAD_CLIP = 5.0
 def regression_train_config(options: RegressionTrainConfig | dict | None,
                             default: RegressionTrainConfig | None = None) -> RegressionTrainConfig:
     """The config itself, the default, or one rebuilt from its JSON form (records store it)."""
-    if options is None:
-        return default or RegressionTrainConfig()
-    if isinstance(options, RegressionTrainConfig):
-        return options
-    if not isinstance(options, dict):
-        raise UserError(f"A regression training config must be a RegressionTrainConfig or a dict, got {options!r}.")
-    known = [f.name for f in fields(RegressionTrainConfig)]
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise UserError(f"Unknown regression training option(s) {', '.join(unknown)}; known: {', '.join(known)}.")
-    return RegressionTrainConfig(**options)
+    return train_config_from(options, RegressionTrainConfig, default, what="regression")
 
 
 def _check_config(config: RegressionTrainConfig) -> None:
@@ -304,59 +293,23 @@ def predict(model: nn.Module, x, *, batch_size: int = 1024, device: str | torch.
 
 
 def save_regressor(model: nn.Module, config: dict, folder) -> Path:
-    """Write ``model.safetensors`` (the state dict, target-scale buffers included) and ``config.json``."""
-    from safetensors.torch import save_file
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(folder / WEIGHTS_NAME), metadata={"format": FORMAT_NAME})
-    (folder / CONFIG_NAME).write_text(json.dumps(dict(config), indent=2, sort_keys=True) + "\n")
-    return folder
+    """Write ``model.safetensors`` (the state dict, buffers included) and ``config.json``."""
+    return save_model(model, config, folder, format_name=FORMAT_NAME)
 
 
 def read_regressor_config(folder) -> dict:
     """The ``config.json`` of a regressor folder, checked, without loading the weights."""
-    folder = Path(folder).expanduser()
-    if not (folder / CONFIG_NAME).is_file() or not (folder / WEIGHTS_NAME).is_file():
-        raise ModelSourceError(f"Regressor folder {str(folder)!r} must hold {CONFIG_NAME} and {WEIGHTS_NAME} "
-                               "(written by save_regressor).")
-    try:
-        config = json.loads((folder / CONFIG_NAME).read_text())
-    except json.JSONDecodeError as exc:
-        raise ModelSourceError(f"{folder / CONFIG_NAME}: not valid JSON ({exc}).") from None
-    if not isinstance(config, dict) or config.get("arch") not in ARCHS:
-        raise ModelSourceError(f"{folder / CONFIG_NAME}: not a regressor config (needs arch, one of {', '.join(ARCHS)}).")
-    return config
+    return read_model_config(folder, what="regressor", archs=ARCHS, writer="save_regressor")
 
 
 def load_regressor(folder) -> tuple[MLPRegressor, dict]:
     """``(model, config)`` from a :func:`save_regressor` folder; the model is on CPU, in eval mode."""
-    from safetensors.torch import load_file
-
-    folder = Path(folder).expanduser()
-    if not folder.is_dir():
-        raise ModelSourceError(f"Regressor folder {str(folder)!r} does not exist. Pass a folder written by save_regressor.")
-    config = read_regressor_config(folder)
-    try:
-        model = build_regressor(config)
-    except (ValueError, TypeError) as exc:
-        raise ModelSourceError(f"{folder / CONFIG_NAME}: not a regressor config ({exc}).") from None
-    try:
-        model.load_state_dict(load_file(str(folder / WEIGHTS_NAME)))
-    except RuntimeError as exc:
-        raise ModelSourceError(f"{folder / WEIGHTS_NAME} does not match the architecture in {CONFIG_NAME}: {exc}") from None
-    model.eval()
-    return model, config
+    return load_model(folder, build_regressor, what="regressor", archs=ARCHS, writer="save_regressor")
 
 
 def regressor_fingerprint(folder) -> str:
     """Identity of a saved regressor: the hash of its weights file."""
-    digest = hashlib.sha256()
-    with open(Path(folder) / WEIGHTS_NAME, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]
+    return weights_fingerprint(folder)
 
 
 # ------------------------------------------------------------------------------ task assembly
