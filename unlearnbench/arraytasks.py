@@ -202,3 +202,60 @@ def weights_fingerprint(folder) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------- the optimiser loop
+GRAD_CLIP = 5.0
+
+
+def split_parameters(model, parameters=None) -> tuple[list, list]:
+    """``(trained, frozen)``: what the optimiser updates (``parameters``, default every
+    trainable parameter) and the trainable parameters it must leave exactly as they are."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    params = list(parameters) if parameters is not None else trainable
+    chosen = {id(p) for p in params}
+    return params, [p for p in trainable if id(p) not in chosen]
+
+
+def optimise(model, params, frozen, optimizer, batches, loss_fn, *, total: int, description: str, quiet: bool,
+             scheduler=None, autocast=None):
+    """The step loop the classifier and regression recipes share: for each ``(xb, yb)`` of
+    ``batches``, ``loss_fn(model, xb, yb)`` (under ``autocast``), a stop with
+    :class:`TrainingDivergedError` on a non-finite loss, backward, clipping at
+    :data:`GRAD_CLIP`, an optimiser (and scheduler) step, and a progress bar. ``frozen``
+    parameters get no gradient while it runs and their flags back afterwards; the model ends
+    in eval mode."""
+    import contextlib
+    import math
+
+    import torch
+
+    from unlearnbench.errors import TrainingDivergedError
+    from unlearnbench.progress import progress_bar
+
+    autocast = autocast or contextlib.nullcontext()
+    for p in frozen:  # no gradients for what is not trained: faster, and no stale .grad left behind
+        p.requires_grad_(False)
+    model.train()
+    step = 0
+    try:
+        with progress_bar(description, total=total, quiet=quiet) as advance:
+            for xb, yb in batches:
+                with autocast:
+                    loss = loss_fn(model, xb, yb)
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    raise TrainingDivergedError(description, step, value)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, GRAD_CLIP)
+                optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
+                step += 1
+                advance(1, loss=value)
+    finally:
+        for p in frozen:
+            p.requires_grad_(True)
+        model.eval()
+    return model

@@ -24,11 +24,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from unlearnbench.arraytasks import (  # noqa: F401  (random_forget_indices: re-exported for task families)
-    WEIGHTS_NAME, load_model, random_forget_indices, read_model_config, save_model, train_config_from,
-    weights_fingerprint,
+    WEIGHTS_NAME, load_model, optimise, random_forget_indices, read_model_config, save_model,
+    split_parameters, train_config_from, weights_fingerprint,
 )
-from unlearnbench.errors import DataError, ModelSourceError, TrainingDivergedError, UserError
-from unlearnbench.progress import progress_bar
+from unlearnbench.errors import DataError, ModelSourceError, UserError
 
 FORMAT_NAME = "unlearnbench-classifier"
 INDEX_FILE_VERSION = 1
@@ -183,7 +182,6 @@ class ClassifierTrainConfig:
 OPTIMIZERS = ("sgd", "adam")
 SCHEDULES = ("cosine", "constant")
 AUGMENTS = ("none", "crop_flip")
-GRAD_CLIP = 5.0
 
 
 def classifier_train_config(options: ClassifierTrainConfig | dict | None,
@@ -280,10 +278,7 @@ def train_classifier(
         raise ValueError(f"{description}: no training examples.")
     xt, yt = xt.to(device), yt.to(device)
 
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    params = list(parameters) if parameters is not None else trainable
-    chosen = {id(p) for p in params}
-    frozen = [p for p in trainable if id(p) not in chosen]
+    params, frozen = split_parameters(model, parameters)
     if config.optimizer == "sgd":
         optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     else:
@@ -296,37 +291,16 @@ def train_classifier(
             return 1.0
         return 0.5 * (1 + math.cos(math.pi * min(1.0, step / max(1, total))))
 
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
+    def batches():
+        for epoch in range(config.epochs):
+            generator = torch.Generator().manual_seed(int(np.random.SeedSequence(_epoch_seed(seed, epoch)).generate_state(1)[0]))
+            for xb, yb in iterate_batches(xt, yt, config.batch_size, seed, epoch):
+                yield (_crop_flip(xb, generator) if config.augment == "crop_flip" else xb), yb
+
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda"
                 else torch.autocast("cpu", enabled=False))
-    for p in frozen:  # no gradients for what is not trained: faster, and no stale .grad left behind
-        p.requires_grad_(False)
-    model.train()
-    step = 0
-    try:
-        with progress_bar(description, total=total, quiet=quiet) as advance:
-            for epoch in range(config.epochs):
-                generator = torch.Generator().manual_seed(int(np.random.SeedSequence(_epoch_seed(seed, epoch)).generate_state(1)[0]))
-                for xb, yb in iterate_batches(xt, yt, config.batch_size, seed, epoch):
-                    if config.augment == "crop_flip":
-                        xb = _crop_flip(xb, generator)
-                    with autocast:
-                        loss = loss_fn(model, xb, yb)
-                    value = float(loss.detach())
-                    if not math.isfinite(value):
-                        raise TrainingDivergedError(description, step, value)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(params, GRAD_CLIP)
-                    optimizer.step()
-                    scheduler.step()
-                    step += 1
-                    advance(1, loss=value)
-    finally:
-        for p in frozen:
-            p.requires_grad_(True)
-        model.eval()
-    return model
+    return optimise(model, params, frozen, optimizer, batches(), loss_fn, total=total, description=description,
+                    quiet=quiet, scheduler=torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor), autocast=autocast)
 
 
 @torch.no_grad()

@@ -34,12 +34,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from unlearnbench.arraytasks import (  # noqa: F401  (random_forget_indices: re-exported for task families)
-    WEIGHTS_NAME, load_model, random_forget_indices, read_model_config, save_model, train_config_from,
-    weights_fingerprint,
+    WEIGHTS_NAME, load_model, optimise, random_forget_indices, read_model_config, save_model,
+    split_parameters, train_config_from, weights_fingerprint,
 )
 from unlearnbench.classifier import _epoch_seed, _model_device, check_forget_indices, read_forget_indices
-from unlearnbench.errors import DataError, ModelSourceError, TrainingDivergedError, UserError
-from unlearnbench.progress import progress_bar
+from unlearnbench.errors import DataError, ModelSourceError, UserError
 
 FORMAT_NAME = "unlearnbench-regressor"
 
@@ -151,7 +150,6 @@ class RegressionTrainConfig:
 
 OPTIMIZERS = ("adam", "sgd")
 SGD_MOMENTUM = 0.9
-GRAD_CLIP = 5.0
 
 
 def regression_train_config(options: RegressionTrainConfig | dict | None,
@@ -229,38 +227,14 @@ def train_regressor(
         raise ValueError(f"{description}: no training examples.")
     xt, yt = xt.to(device), yt.to(device)
 
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    params = list(parameters) if parameters is not None else trainable
-    chosen = {id(p) for p in params}
-    frozen = [p for p in trainable if id(p) not in chosen]
+    params, frozen = split_parameters(model, parameters)
     if config.optimizer == "sgd":
         optimizer = torch.optim.SGD(params, lr=config.lr, momentum=SGD_MOMENTUM, weight_decay=config.weight_decay)
     else:
         optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     total = config.epochs * math.ceil(len(xt) / config.batch_size)
-    for p in frozen:  # no gradients for what is not trained: faster, and no stale .grad left behind
-        p.requires_grad_(False)
-    model.train()
-    step = 0
-    try:
-        with progress_bar(description, total=total, quiet=quiet) as advance:
-            for epoch in range(config.epochs):
-                for xb, yb in iterate_batches(xt, yt, config.batch_size, seed, epoch):
-                    loss = loss_fn(model, xb, yb)
-                    value = float(loss.detach())
-                    if not math.isfinite(value):
-                        raise TrainingDivergedError(description, step, value)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(params, GRAD_CLIP)
-                    optimizer.step()
-                    step += 1
-                    advance(1, loss=value)
-    finally:
-        for p in frozen:
-            p.requires_grad_(True)
-        model.eval()
-    return model
+    batches = (batch for epoch in range(config.epochs) for batch in iterate_batches(xt, yt, config.batch_size, seed, epoch))
+    return optimise(model, params, frozen, optimizer, batches, loss_fn, total=total, description=description, quiet=quiet)
 
 
 def fit_regressor(model_config: dict, x, y, train_config: RegressionTrainConfig, seed: int, *,
