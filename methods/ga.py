@@ -52,6 +52,34 @@ class _StopEarly(Exception):
     """Raised from inside the loss to leave the shared training loop."""
 
 
+class _Guard:
+    """Counts the shared loop's steps, says when a whole-forget-set check is due (every
+    ``check_every`` steps, by default about 4 times per epoch, and before the first step),
+    and stops the loop with the reason recorded in ``ctx.info["ga_stopped"]`` and the log."""
+
+    def __init__(self, ctx, n_rows: int, batch_size: int, check_every: int):
+        self.ctx, self.step = ctx, 0
+        self.per_epoch = math.ceil(n_rows / batch_size)
+        self.every = check_every if check_every > 0 else math.ceil(self.per_epoch / 4)
+
+    @property
+    def due(self) -> bool:
+        return self.step % self.every == 0
+
+    def stop(self, reason: str):
+        epoch = self.step / self.per_epoch
+        self.ctx.info["ga_stopped"] = {"reason": reason, "step": self.step, "epoch": round(epoch, 3)}
+        self.ctx.log(f"ga: stopped early at step {self.step} (epoch {epoch:.2f}): {reason}")
+        raise _StopEarly
+
+    def run(self, train) -> None:
+        """``train()`` until it ends or a check stops it."""
+        try:
+            train()
+        except _StopEarly:
+            pass
+
+
 @register_method("ga", summary="gradient ascent on the forget set")
 class GradientAscent(LossMethod):
     name = "ga"
@@ -82,33 +110,22 @@ class GradientAscent(LossMethod):
 
     def unlearn_classifier(self, model, data, params, ctx):
         x, y = data.x_forget, np.asarray(data.y_forget)
-        steps_per_epoch = math.ceil(len(y) / params.batch_size)
-        every = params.check_every if params.check_every > 0 else math.ceil(steps_per_epoch / 4)
-        step = [0]
-
-        def stop(reason: str):
-            epoch = step[0] / steps_per_epoch
-            ctx.info["ga_stopped"] = {"reason": reason, "step": step[0], "epoch": round(epoch, 3)}
-            ctx.log(f"ga: stopped early at step {step[0]} (epoch {epoch:.2f}): {reason}")
-            raise _StopEarly
+        guard = _Guard(ctx, len(y), params.batch_size, params.check_every)
 
         def loss_fn(m, xb, yb):
-            if step[0] % every == 0:
+            if guard.due:
                 accuracy = float((predict_proba(m, x, device=ctx.device).argmax(1) == y).mean())
                 if accuracy == 0.0:
-                    stop("forget accuracy reached 0")
+                    guard.stop("forget accuracy reached 0")
             ce = F.cross_entropy(m(xb), yb)
             value = float(ce.detach())
             if math.isfinite(value) and value > params.max_loss:
-                stop(f"forget loss {value:.3g} exceeded max_loss={params.max_loss:g}")
-            step[0] += 1
+                guard.stop(f"forget loss {value:.3g} exceeded max_loss={params.max_loss:g}")
+            guard.step += 1
             return -ce
 
-        try:
-            train_classifier(model, x, y, sgd_config(params), ctx.seed, loss_fn=loss_fn, device=ctx.device,
-                             quiet=ctx.quiet, description="unlearning (ga)")
-        except _StopEarly:
-            pass
+        guard.run(lambda: train_classifier(model, x, y, sgd_config(params), ctx.seed, loss_fn=loss_fn,
+                                           device=ctx.device, quiet=ctx.quiet, description="unlearning (ga)"))
         return model.eval()
 
     def unlearn_regressor(self, model, data, params, ctx):
@@ -118,39 +135,29 @@ class GradientAscent(LossMethod):
         y_forget = np.asarray(data.y_forget, dtype=np.float32)
         xf = torch.as_tensor(np.asarray(data.x_forget, dtype=np.float32), device=ctx.device)
         yf = torch.as_tensor(y_forget, device=ctx.device)
-        steps_per_epoch = math.ceil(len(y_forget) / params.batch_size)
-        every = params.check_every if params.check_every > 0 else math.ceil(steps_per_epoch / 4)
         with torch.no_grad():
             model.eval()
             xr = torch.as_tensor(np.asarray(data.x_retain, dtype=np.float32), device=ctx.device)
             yr = torch.as_tensor(np.asarray(data.y_retain, dtype=np.float32), device=ctx.device)
             retain_loss = float(standardised_mse_loss(model, xr, yr))
         bound = params.max_ratio * retain_loss
-        step = [0]
-
-        def stop(reason: str):
-            epoch = step[0] / steps_per_epoch
-            ctx.info["ga_stopped"] = {"reason": reason, "step": step[0], "epoch": round(epoch, 3)}
-            ctx.log(f"ga: stopped early at step {step[0]} (epoch {epoch:.2f}): {reason}")
-            raise _StopEarly
+        guard = _Guard(ctx, len(y_forget), params.batch_size, params.check_every)
 
         def loss_fn(m, xb, yb):
-            if step[0] % every == 0:
+            if guard.due:
                 with torch.no_grad():
                     forget_loss = float(standardised_mse_loss(m, xf, yf))
                 if math.isfinite(forget_loss) and forget_loss > bound:
-                    stop(f"forget loss {forget_loss:.3g} exceeded max_ratio={params.max_ratio:g} x retain loss "
-                         f"{retain_loss:.3g}")
+                    guard.stop(f"forget loss {forget_loss:.3g} exceeded max_ratio={params.max_ratio:g} x retain loss "
+                               f"{retain_loss:.3g}")
             mse = standardised_mse_loss(m, xb, yb)
             value = float(mse.detach())
             if math.isfinite(value) and value > params.max_loss:
-                stop(f"forget batch loss {value:.3g} exceeded max_loss={params.max_loss:g}")
-            step[0] += 1
+                guard.stop(f"forget batch loss {value:.3g} exceeded max_loss={params.max_loss:g}")
+            guard.step += 1
             return -mse
 
-        try:
-            train_regressor(model, data.x_forget, y_forget, adam_config(params), ctx.seed, loss_fn=loss_fn,
-                            device=ctx.device, quiet=ctx.quiet, description="unlearning (ga)")
-        except _StopEarly:
-            pass
+        guard.run(lambda: train_regressor(model, data.x_forget, y_forget, adam_config(params), ctx.seed,
+                                          loss_fn=loss_fn, device=ctx.device, quiet=ctx.quiet,
+                                          description="unlearning (ga)"))
         return model.eval()

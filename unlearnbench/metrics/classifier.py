@@ -55,6 +55,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import logsumexp
 
+from unlearnbench.metrics.stats import as_float64
+
 __all__ = [
     "DELTA",
     "EPSILON_CAP",
@@ -104,15 +106,6 @@ _CHALLENGE_LOG_EPS = 1e-45
 # --------------------------------------------------------------------------
 
 
-def _float_array(values: ArrayLike, name: str) -> np.ndarray:
-    if hasattr(values, "detach") and hasattr(values, "cpu"):  # a torch tensor; no torch import needed
-        values = values.detach().cpu().double().numpy()
-    try:
-        return np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{name} could not be converted to a float64 array ({err}).") from None
-
-
 def _where(name: str, idx: tuple[int, ...]) -> str:
     return f"{name}[{', '.join(str(int(i)) for i in idx)}]"
 
@@ -129,7 +122,7 @@ def _check_finite(arr: np.ndarray, name: str) -> None:
 
 
 def _scores(values: ArrayLike, name: str, ndim: int = 1) -> np.ndarray:
-    arr = _float_array(values, name)
+    arr = as_float64(values, name)
     if arr.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-dimensional, got shape {arr.shape}.")
     if arr.size == 0:
@@ -139,7 +132,7 @@ def _scores(values: ArrayLike, name: str, ndim: int = 1) -> np.ndarray:
 
 
 def _probs(values: ArrayLike, name: str) -> np.ndarray:
-    arr = _float_array(values, name)
+    arr = as_float64(values, name)
     if arr.ndim != 2:
         raise ValueError(
             f"{name} must be a 2-D probability matrix of shape (examples, classes), got shape {arr.shape}."
@@ -174,7 +167,7 @@ def _labels(values: ArrayLike, name: str, n: int, n_classes: int | None) -> np.n
     if arr.size != n:
         raise ValueError(f"{name} has {arr.size} labels but there are {n} examples; they must match one to one.")
     if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        as_float = _float_array(arr, name)
+        as_float = as_float64(arr, name)
         _check_finite(as_float, name)
         if (as_float != np.round(as_float)).any():
             i = _first(as_float != np.round(as_float))
@@ -222,7 +215,7 @@ def accuracy(probs_or_preds: ArrayLike, labels: ArrayLike) -> float:
     forgetting, the accuracy on the test examples of the forgotten class.
     Reference: SalUn (Fan et al., 2024), Sec. 5 "Evaluation metrics".
     """
-    arr = _float_array(probs_or_preds, "probs_or_preds")
+    arr = as_float64(probs_or_preds, "probs_or_preds")
     if arr.ndim == 2:
         if arr.shape[0] == 0 or arr.shape[1] == 0:
             raise ValueError(f"probs_or_preds has shape {arr.shape}: accuracy needs at least one example and class.")
@@ -464,7 +457,7 @@ def avg_gap(
             if k not in source:
                 raise ValueError(f"{where} has no {k!r} (has: {', '.join(map(str, source)) or 'nothing'}).")
             v = source[k]
-            if v is None or isinstance(v, bool) or not np.isfinite(_float_array(v, f"{where}[{k!r}]")).all():
+            if v is None or isinstance(v, bool) or not np.isfinite(as_float64(v, f"{where}[{k!r}]")).all():
                 raise ValueError(f"{where}[{k!r}] is {v!r}: Avg. Gap needs finite numbers.")
         gaps.append(abs(float(metrics[k]) - float(reference[k])))
     return float(np.mean(gaps))
@@ -494,7 +487,7 @@ def logit_confidence(probs: ArrayLike, labels: ArrayLike, *, from_logits: bool =
     first, then proceeds as the probability path here).
     """
     if from_logits:
-        z = _float_array(probs, "probs")
+        z = as_float64(probs, "probs")
         if z.ndim != 2 or z.shape[0] == 0 or z.shape[1] < 2:
             raise ValueError(f"logits must have shape (examples, classes >= 2), got shape {z.shape}.")
         _check_finite(z, "probs")
@@ -746,7 +739,7 @@ def forgetting_score(
     bucket index n(eps) from 1) and the challenge's
     ``compute_forget_score_from_confs`` (bucket loop, identical to the formula).
     """
-    eps = _float_array(epsilons, "epsilons")
+    eps = as_float64(epsilons, "epsilons")
     if eps.ndim != 1 or eps.size == 0:
         raise ValueError(f"epsilons must be a non-empty 1-D array (one per forget example), got shape {eps.shape}.")
     bad = np.isnan(eps) | (eps < 0)

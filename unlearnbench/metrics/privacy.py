@@ -62,6 +62,7 @@ from unlearnbench.metrics.behavior import (
     _fmt_index,
     _nll_1d,
 )
+from unlearnbench.metrics.stats import as_float64
 
 __all__ = [
     "ATTACKS",
@@ -351,15 +352,6 @@ def gradnorm_score(grad_norms: ArrayLike) -> np.ndarray:
 # --------------------------------------------------------------------------
 
 
-def _to_numpy_float64(values: Any, name: str) -> np.ndarray:
-    if hasattr(values, "detach") and hasattr(values, "cpu"):  # a torch tensor; no torch import needed
-        values = values.detach().cpu().double().numpy()
-    try:
-        return np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{name} could not be converted to a float64 array ({err}).") from None
-
-
 def token_distribution_moments(logits: Any) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard deviation of ``log p(v)`` under ``p = softmax(logits)``, naively.
 
@@ -382,7 +374,7 @@ def token_distribution_moments(logits: Any) -> tuple[np.ndarray, np.ndarray]:
     as ``E[(log p)^2] - mu^2`` (can cancel to slightly negative); here it is
     the centred sum, which is non-negative.
     """
-    arr = _to_numpy_float64(logits, "logits")
+    arr = as_float64(logits, "logits")
     if arr.ndim < 1 or arr.shape[-1] == 0:
         raise ValueError(f"logits must have shape (..., V) with V >= 1, got shape {arr.shape}.")
     bad = np.isnan(arr) | (arr == np.inf)

@@ -19,6 +19,17 @@ __all__ = ["bootstrap_ci"]
 _MAX_BLOCK_ELEMENTS = 1 << 22
 
 
+def as_float64(values, name: str) -> np.ndarray:
+    """``values`` (a list, a numpy array or a torch tensor) as a float64 array; an error
+    names the argument that could not be converted."""
+    if hasattr(values, "detach") and hasattr(values, "cpu"):  # a torch tensor; no torch import needed
+        values = values.detach().cpu().double().numpy()
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} could not be converted to a float64 array ({err}).") from None
+
+
 def _accepts_axis(statistic: Callable) -> bool:
     try:
         return "axis" in inspect.signature(statistic).parameters
