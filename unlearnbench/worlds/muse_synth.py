@@ -692,7 +692,6 @@ def world_strings(world: dict[str, dict[str, list[dict]]]) -> list[str]:
     return out
 
 
-_SPECIAL_TOKENS = ("<pad>", "<unk>", "<bos>", "<eos>")
 
 
 def build_tokenizer(world: dict[str, dict[str, list[dict]]]) -> "PreTrainedTokenizerFast":
@@ -706,35 +705,18 @@ def build_tokenizer(world: dict[str, dict[str, list[dict]]]) -> "PreTrainedToken
     ``<bos>``/``<eos>`` themselves. Tokenize a KnowMem prompt as one string: a lone
     trailing ``"\\n\\n"`` pre-tokenizes to a piece the world never contains (``<unk>``).
     """
-    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
+    from tokenizers import decoders, normalizers, pre_tokenizers
 
-    pre = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    pieces: set[str] = set()
-    for text in world_strings(world):
-        pieces.update(p for p, _ in pre.pre_tokenize_str(text))
-    pieces.difference_update(_SPECIAL_TOKENS)
-    vocab = {tok: i for i, tok in enumerate([*_SPECIAL_TOKENS, *sorted(pieces)])}
+    from unlearnbench.worlds import word_level_tokenizer
 
-    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre
     # MUSE's KnowMem prompt ends in "Answer: " (trailing space, as the reference code writes
     # it). Byte-level pre-tokenization would make that space a lone token this word-level
     # vocabulary does not have; stripping trailing whitespace encodes the prompt exactly like
     # the "Answer:" the world's texts put before " <answer>". No world text ends in a space,
     # so round trips are unchanged.
-    backend.normalizer = normalizers.Strip(left=False, right=True)
-    backend.decoder = decoders.ByteLevel()
-    backend.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in _SPECIAL_TOKENS])
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        pad_token="<pad>",
-        unk_token="<unk>",
-        bos_token="<bos>",
-        eos_token="<eos>",
-        clean_up_tokenization_spaces=False,
-        model_max_length=256,
-    )
+    return word_level_tokenizer(world_strings(world), pre_tokenizers.ByteLevel(add_prefix_space=False),
+                                decoder=decoders.ByteLevel(), normalizer=normalizers.Strip(left=False, right=True),
+                                model_max_length=256)
 
 
 def event_table(config: MuseWorldConfig) -> list[dict]:

@@ -546,7 +546,6 @@ def world_texts(splits: dict[str, list[dict]]) -> list[str]:
     return texts
 
 
-_SPECIAL_TOKENS = ("<pad>", "<unk>", "<bos>", "<eos>")
 
 
 def build_word_tokenizer(texts: list[str]) -> "PreTrainedTokenizerFast":
@@ -559,36 +558,19 @@ def build_word_tokenizer(texts: list[str]) -> "PreTrainedTokenizerFast":
     and re-attaches ``. , ? !`` to the preceding word (the WordPiece decoder's
     per-token clean-up), so for the world's texts ``decode(encode(text)) == text``.
     """
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
+    from tokenizers import decoders, pre_tokenizers
+
+    from unlearnbench.worlds import word_level_tokenizer
 
     pre = pre_tokenizers.Sequence(
         [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation(behavior="isolated")]
     )
-    words: set[str] = set()
-    for text in texts:
-        words.update(w for w, _ in pre.pre_tokenize_str(text))
-    words.difference_update(_SPECIAL_TOKENS)
-    vocab = {tok: i for i, tok in enumerate([*_SPECIAL_TOKENS, *sorted(words)])}
-
-    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    backend.pre_tokenizer = pre
     # Plain joining with spaces would decode "born in Lisbon." as "born in Lisbon ."
     # and break exact-match comparisons against the answer strings; WordPiece's
     # clean-up glues " ." " ," " ?" " !" back on. The "##" prefix never occurs in
     # the vocabulary, so every other token is simply space-joined.
-    backend.decoder = decoders.WordPiece(prefix="##", cleanup=True)
-    backend.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in _SPECIAL_TOKENS])
-
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        pad_token="<pad>",
-        unk_token="<unk>",
-        bos_token="<bos>",
-        eos_token="<eos>",
-        clean_up_tokenization_spaces=False,
-        model_max_length=512,
-    )
+    return word_level_tokenizer(texts, pre, decoder=decoders.WordPiece(prefix="##", cleanup=True),
+                                model_max_length=512)
 
 
 def author_table(config: WorldConfig) -> list[dict]:
