@@ -40,7 +40,8 @@ def _defaults(method: str, task: str) -> dict:
 
     from unlearnbench import registry
 
-    return asdict(registry.get("method", method).obj.params_class(_kind(task))())
+    kind = _kind(task)
+    return asdict(registry.method(method, kind).obj.params_class(kind)())
 
 
 def _existing_run(runs: Path, task: str, method: str, seed: int, git_sha: str | None) -> Path | None:
@@ -69,9 +70,10 @@ def main() -> int:
     args = parser.parse_args()
     os.environ.setdefault("UNLEARNBENCH_QUIET", "1")
 
-    from unlearnbench import boards, registry
+    from unlearnbench import registry
+    from unlearnbench.leaderboard import boards
     from unlearnbench.errors import UserError
-    from unlearnbench.leaderboard import SubmissionError, stored_runs, submit, task_folder
+    from unlearnbench.leaderboard.submissions import SubmissionError, stored_runs, submit, task_folder
     from unlearnbench.records import _git_state
     from unlearnbench.runner import RunSpec, run
 
@@ -88,7 +90,7 @@ def main() -> int:
         print("note: the working tree has uncommitted changes; submissions will be refused unless you commit "
               "first or pass --allow-dirty.", file=sys.stderr)
     plan = [(t, m) for t in tasks for m in methods
-            if _kind(t) in getattr(registry.get("method", m).obj, "kinds", ("language_model",))]
+            if _kind(t) in registry.method_kinds(m)]
     print(f"{len(plan)} runs: {len(tasks)} task(s) x the method(s) of their kind, seed {args.seed}")
     if args.dry_run:
         for t, m in plan:

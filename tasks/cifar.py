@@ -3,7 +3,7 @@
 ``cifar10/class-<k>`` and ``cifar100/class-<k>``: forget every training image of class ``k``.
 ``cifar10/random-<p>``, ``cifar100/random-<p>``: a fixed random ``p``% of the training images.
 ``cifar10/worst-<p>``, ``cifar100/worst-<p>``: the ``p``% hardest to unlearn
-(:mod:`unlearnbench.forgetsets`), or a forget-index file (``forget_indices=PATH``).
+(:mod:`unlearnbench.vision.forgetsets`), or a forget-index file (``forget_indices=PATH``).
 
 Data: the hub datasets ``uoft-cs/cifar10`` and ``uoft-cs/cifar100``, or ``--data-dir``
 with the same layout: ``train-00000-of-00001.parquet`` and ``test-00000-of-00001.parquet``
@@ -12,7 +12,7 @@ on the hub) or directly in the folder; column ``img`` (``{"bytes": PNG}``) and `
 (CIFAR-10) or ``fine_label`` (CIFAR-100). Images are decoded once (PIL) and cached;
 they are normalised per channel with the usual CIFAR means and standard deviations.
 
-Model: a CIFAR-style ResNet-18 (:func:`unlearnbench.classifier.resnet18_cifar`) trained by
+Model: a CIFAR-style ResNet-18 (:func:`unlearnbench.vision.classifier.resnet18_cifar`) trained by
 the task's recipe (target: every training row, seed 0; oracle: the retain rows, seed 1000;
 a GPU is used when there is one), or ``--model`` / ``--oracle`` (``save_classifier``
 folders). Options: ``forget_indices=PATH``, ``train=`` (a ``ClassifierTrainConfig`` or
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unlearnbench.classifier import ClassifierArrays, ClassifierTrainConfig, classifier_train_config, make_classifier_task
+from unlearnbench.vision.classifier import ClassifierArrays, ClassifierTrainConfig, classifier_train_config, make_classifier_task
 from unlearnbench.data import split_files
 from unlearnbench.errors import DataError
 from unlearnbench.registry import register_task
@@ -184,7 +184,7 @@ def make_cifar_task(family: str, variant: str, *, data_dir: str | None = None, m
     if width is not None:
         options.append(("width", int(width)))
     if device is None:
-        from unlearnbench.lm import resolve_device
+        from unlearnbench.lm.modeling import resolve_device
 
         device = resolve_device("auto")
     return make_classifier_task(
@@ -200,7 +200,7 @@ for _family, (_repo, *_rest) in DATASETS.items():
         _strategy, _, _value = _variant.partition("-")
         _what = {"class": f"every training image of class {_value}", "random": f"a fixed random {_value}%",
                  "worst": f"the worst-case {_value}% (hardest to unlearn)"}[_strategy]
-        register_task(f"{_family}/{_variant}", summary=f"{_family.upper()} ({_repo} or --data-dir), forget {_what}",
+        register_task(f"{_family}/{_variant}", suite="classifier", summary=f"{_family.upper()} ({_repo} or --data-dir), forget {_what}",
                       kind="classifier", modes="-")(
             lambda _f=_family, _v=_variant, **kw: make_cifar_task(_f, _v, **kw)
         )

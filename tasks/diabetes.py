@@ -8,7 +8,7 @@ forgetting an age band in deep regression unlearning (Tarun et al., 2023).
 The data: the 442 patients of ``sklearn.datasets.load_diabetes`` (10 features: age, sex,
 bmi, bp, s1..s6; unscaled), split 80/20 at random (seed 0: 353 training rows, 89 test
 rows), features standardised with the training mean and standard deviation; the target
-(25 to 346) stays in its own units. The target (:class:`~unlearnbench.regression.MLPRegressor`,
+(25 to 346) stays in its own units. The target (:class:`~unlearnbench.tabular.regression.MLPRegressor`,
 every training row, seed 0) and the oracle (the retain rows, seed 1000) are trained here
 with the task's recipe (well under a second of CPU each) and cached. Options:
 ``forget_indices=PATH`` (a forget-index file that replaces the built-in forget set),
@@ -26,7 +26,7 @@ import numpy as np
 
 from unlearnbench.errors import DataError
 from unlearnbench.registry import register_task
-from unlearnbench.regression import (
+from unlearnbench.tabular.regression import (
     RegressionArrays,
     RegressionTrainConfig,
     make_regression_task,
@@ -95,9 +95,9 @@ def make_diabetes_task(variant: str, *, data_dir: str | None = None, model: str 
 
 
 for _p in PERCENTS:
-    register_task(f"diabetes/random-{_p}", summary=f"sklearn diabetes regression, forget a fixed random {_p}% of training rows",
+    register_task(f"diabetes/random-{_p}", suite="regression", summary=f"sklearn diabetes regression, forget a fixed random {_p}% of training rows",
                   kind="regression", modes="-")(lambda _v=f"random-{_p}", **kw: make_diabetes_task(_v, **kw))
 for _lo, _hi in RANGES:
     register_task(f"diabetes/range-{_lo}-{_hi}",
-                  summary=f"sklearn diabetes regression, forget every training row with target in [{_lo}, {_hi}]",
+                  suite="regression", summary=f"sklearn diabetes regression, forget every training row with target in [{_lo}, {_hi}]",
                   kind="regression", modes="-")(lambda _v=f"range-{_lo}-{_hi}", **kw: make_diabetes_task(_v, **kw))

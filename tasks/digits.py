@@ -3,11 +3,11 @@
 ``digits/class-<k>``: forget every training image of digit ``k`` (class-wise forgetting).
 ``digits/random-<p>``: forget a fixed random ``p``% of the training images (seed 0).
 ``digits/worst-<p>``: forget the ``p``% that are hardest to unlearn (Fan et al., 2024,
-"Challenging Forgets"), selected by :mod:`unlearnbench.forgetsets`.
+"Challenging Forgets"), selected by :mod:`unlearnbench.vision.forgetsets`.
 
 The data: the 1,797 8x8 images of ``sklearn.datasets.load_digits``, scaled to [0, 1] and
 normalised by the training mean and standard deviation, ``[N, 1, 8, 8]``, split 80/20
-(stratified, seed 0). The target (:class:`~unlearnbench.classifier.SmallCNN`, every
+(stratified, seed 0). The target (:class:`~unlearnbench.vision.classifier.SmallCNN`, every
 training row, seed 0) and the oracle (the retain rows, seed 1000) are trained here with
 the task's recipe (about 3 s of CPU each) and cached. Options: ``forget_indices=PATH``
 (a forget-index file that replaces the built-in forget set), ``train=`` (a
@@ -22,7 +22,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from unlearnbench.classifier import ClassifierArrays, ClassifierTrainConfig, classifier_train_config, make_classifier_task
+from unlearnbench.vision.classifier import ClassifierArrays, ClassifierTrainConfig, classifier_train_config, make_classifier_task
 from unlearnbench.errors import DataError
 from unlearnbench.registry import register_task
 from unlearnbench.task import ClassifierTask
@@ -90,11 +90,11 @@ def make_digits_task(variant: str, *, data_dir: str | None = None, model: str | 
 
 
 for _k in CLASSES:
-    register_task(f"digits/class-{_k}", summary=f"sklearn digits, forget every training image of class {_k}",
+    register_task(f"digits/class-{_k}", suite="classifier", summary=f"sklearn digits, forget every training image of class {_k}",
                   kind="classifier", modes="-")(lambda _v=f"class-{_k}", **kw: make_digits_task(_v, **kw))
 for _p in PERCENTS:
-    register_task(f"digits/random-{_p}", summary=f"sklearn digits, forget a fixed random {_p}% of training images",
+    register_task(f"digits/random-{_p}", suite="classifier", summary=f"sklearn digits, forget a fixed random {_p}% of training images",
                   kind="classifier", modes="-")(lambda _v=f"random-{_p}", **kw: make_digits_task(_v, **kw))
 for _p in PERCENTS:
-    register_task(f"digits/worst-{_p}", summary=f"sklearn digits, forget the worst-case {_p}% (hardest to unlearn)",
+    register_task(f"digits/worst-{_p}", suite="classifier", summary=f"sklearn digits, forget the worst-case {_p}% (hardest to unlearn)",
                   kind="classifier", modes="-")(lambda _v=f"worst-{_p}", **kw: make_digits_task(_v, **kw))

@@ -9,7 +9,7 @@ hub, or ``<split>.json`` / ``.jsonl``). Target and oracle from ``--model`` / ``-
 the published ones are ``muse-bench/MUSE-<Corpus>_target`` and ``_retrain``.
 
 ``muse-synth/news``: a news world this package builds offline and deterministically
-(:mod:`unlearnbench.worlds.muse_synth`), written in exactly that layout, with a tiny Llama
+(:mod:`unlearnbench.lm.worlds.muse_synth`), written in exactly that layout, with a tiny Llama
 target trained on forget + retain and an oracle on retain only, loaded back through the same
 loader and the same ``from_pretrained`` call as the real ones.
 
@@ -23,9 +23,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from unlearnbench.cache import building, cache_root, fingerprint
-from unlearnbench.data import load_splits, write_parquet_split
+from unlearnbench.data import load_splits, split_digests, split_files, write_parquet_split
 from unlearnbench.errors import DataError
-from unlearnbench.lm import PromptFormat, TinyLlamaConfig, TrainConfig, model_config, tiny_llama_recipe, train_config
+from unlearnbench.lm.modeling import PromptFormat, TinyLlamaConfig, TrainConfig, model_config, tiny_llama_recipe, train_config
 from unlearnbench.registry import register_task
 from unlearnbench.task import LanguageModelTask, Recipe, TaskSpec, hub_snapshot, model_source
 
@@ -58,8 +58,6 @@ def muse_schema(corpus: str) -> dict[str, dict[str, tuple[str, ...] | tuple[tupl
 
 
 def _pick_split(folder: Path, names) -> str:
-    from unlearnbench.data import split_files
-
     if isinstance(names, str):
         return names
     for name in names:
@@ -122,8 +120,15 @@ def _roles(data: dict[str, dict]) -> dict:
     return roles
 
 
-def _data_fingerprint(data: dict[str, dict]) -> str:
-    return fingerprint({f"{subset}/{split}": ds._fingerprint for subset, splits in data.items() for split, ds in splits.items()})
+def _data_fingerprint(root: Path, corpus: str) -> str:
+    """The sha256 of each split's files (in name order), by subset and (canonical) split name."""
+    digests = {}
+    for subset, splits in muse_schema(corpus).items():
+        folder = Path(root).expanduser() / subset
+        for names in splits:
+            canonical = names if isinstance(names, str) else names[0]
+            digests[f"{subset}/{canonical}"] = split_digests(folder, _pick_split(folder, names))
+    return fingerprint(digests)
 
 
 def _modes(corpus: str) -> tuple[str, ...]:
@@ -151,7 +156,7 @@ def make_muse_task(corpus: str, *, data_dir: str | None = None, model: str | Non
         suite="muse",
         load_target=lambda: model_source(target_src),
         load_oracle=lambda: model_source(oracle_src),
-        data_fingerprint=_data_fingerprint(data),
+        data_fingerprint=_data_fingerprint(folder, corpus),
         modes=_modes(corpus),
         max_train_tokens=max_train_tokens,
         extra={"target_source": target_src, "oracle_source": oracle_src},
@@ -162,7 +167,7 @@ def make_muse_task(corpus: str, *, data_dir: str | None = None, model: str | Non
 
 
 def _default_world():
-    from unlearnbench.worlds.muse_synth import MuseWorldConfig
+    from unlearnbench.lm.worlds.muse_synth import MuseWorldConfig
 
     return MuseWorldConfig()
 
@@ -182,7 +187,7 @@ class MuseSynthConfig:
 
 def synth_config(options: MuseSynthConfig | dict | None) -> MuseSynthConfig:
     """The config itself, or rebuilt from the JSON a record stores (``task.options.synth``)."""
-    from unlearnbench.worlds.muse_synth import MuseWorldConfig
+    from unlearnbench.lm.worlds.muse_synth import MuseWorldConfig
 
     if options is None or isinstance(options, MuseSynthConfig):
         return options or MuseSynthConfig()
@@ -198,14 +203,14 @@ def _recipe(config: MuseSynthConfig, tokenizer, background: list[str], quiet: bo
 
 def _background(world) -> list[str]:
     """What the oracle trains on beyond the retain split methods see (raw/retain1)."""
-    from unlearnbench.worlds import muse_synth
+    from unlearnbench.lm.worlds import muse_synth
 
     retain1 = {r["text"] for r in world["raw"]["retain1"]}
     return [t for t in muse_synth.training_texts(world, "oracle") if t not in retain1]
 
 
 def synth_world_dir(config: MuseSynthConfig) -> Path:
-    from unlearnbench.worlds import muse_synth
+    from unlearnbench.lm.worlds import muse_synth
 
     key = {"world_version": muse_synth.WORLD_VERSION, "family": FAMILY_VERSION, "config": asdict(config)}
     return cache_root() / "muse-synth" / fingerprint(key)
@@ -213,7 +218,7 @@ def synth_world_dir(config: MuseSynthConfig) -> Path:
 
 def ensure_synth_world(config: MuseSynthConfig, *, quiet: bool = False) -> Path:
     """Build (once) the data in hub layout, the tokenizer, the target and the oracle."""
-    from unlearnbench.worlds import muse_synth
+    from unlearnbench.lm.worlds import muse_synth
 
     root = synth_world_dir(config)
     data, tok_dir = root / "data", root / "tokenizer"
@@ -258,7 +263,7 @@ def make_muse_synth_task(*, data_dir: str | None = None, model: str | None = Non
     oracle_src = oracle or str(root / "oracle")
     from transformers import AutoTokenizer
 
-    from unlearnbench.worlds import muse_synth
+    from unlearnbench.lm.worlds import muse_synth
 
     tokenizer = AutoTokenizer.from_pretrained(root / "tokenizer")
     background = _background(muse_synth.generate_world(config.world))
@@ -283,8 +288,8 @@ def make_muse_synth_task(*, data_dir: str | None = None, model: str | None = Non
 
 
 for _corpus in HUB_DATASETS:
-    register_task(f"muse/{_corpus}", summary=f"MUSE-{_corpus.capitalize()} (hub {HUB_DATASETS[_corpus]} or --data-dir)",
+    register_task(f"muse/{_corpus}", suite="muse", summary=f"MUSE-{_corpus.capitalize()} (hub {HUB_DATASETS[_corpus]} or --data-dir)",
                   modes=", ".join(_modes(_corpus)) or "-")(lambda _c=_corpus, **kw: make_muse_task(_c, **kw))
-register_task("muse-synth/news", summary="synthetic MUSE-News world, built offline", modes=", ".join(_modes("news")))(
+register_task("muse-synth/news", suite="muse", summary="synthetic MUSE-News world, built offline", modes=", ".join(_modes("news")))(
     make_muse_synth_task
 )

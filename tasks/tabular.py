@@ -40,7 +40,7 @@ import numpy as np
 
 from unlearnbench.errors import DataError
 from unlearnbench.registry import register_task
-from unlearnbench.regression import RegressionArrays, RegressionTrainConfig, make_regression_task, regression_train_config
+from unlearnbench.tabular.regression import RegressionArrays, RegressionTrainConfig, make_regression_task, regression_train_config
 from unlearnbench.task import RegressionTask
 
 FAMILY = "tabular-regression"
@@ -236,5 +236,5 @@ def make_tabular_task(*, data_file: str | None = None, target: str | None = None
     return task
 
 
-register_task(FAMILY, summary="your own table (--data-file .csv/.parquet, --target COLUMN), forget random-<p> "
+register_task(FAMILY, suite="regression", summary="your own table (--data-file .csv/.parquet, --target COLUMN), forget random-<p> "
               "or a target range-<lo>-<hi>", kind="regression", modes="-")(make_tabular_task)

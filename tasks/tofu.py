@@ -5,7 +5,7 @@
 (hub ids or ``save_pretrained`` folders).
 
 ``tofu-synth/forget01|05|10``: a world this package builds offline and deterministically
-(:mod:`unlearnbench.worlds.tofu_synth`): the same splits and fields, a word-level tokenizer
+(:mod:`unlearnbench.lm.worlds.tofu_synth`): the same splits and fields, a word-level tokenizer
 and tiny Llama models trained here (the target on everything, the oracle on the retain split),
 saved in hub layout under the user cache and loaded back through the very code that loads
 the hub versions.
@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from unlearnbench.cache import building, cache_root, fingerprint
-from unlearnbench.data import load_splits, write_split
+from unlearnbench.data import load_splits, split_digests, write_split
 from unlearnbench.errors import DataError
-from unlearnbench.lm import PromptFormat, TinyLlamaConfig, TrainConfig, model_config, tiny_llama_recipe, train_config
+from unlearnbench.lm.modeling import PromptFormat, TinyLlamaConfig, TrainConfig, model_config, tiny_llama_recipe, train_config
 from unlearnbench.registry import register_task
 from unlearnbench.task import LanguageModelTask, Recipe, TaskSpec, hub_snapshot, model_source
 
@@ -75,7 +75,8 @@ def make_tofu_task(forget: str, *, data_dir: str | None = None, model: str | Non
     target_src = model or f"hub:{HUB_TARGET}"
     oracle_src = oracle or f"hub:{HUB_ORACLE.format(retain=FORGET_SPLITS[forget])}"
     spec = TaskSpec(f"tofu/{forget}", "tofu", FAMILY_VERSION, (("forget_split", forget),))
-    data_fp = fingerprint({s: ds._fingerprint for s, ds in splits.items()})
+    # the bytes of each split's files (in name order), not how a library happens to load them
+    data_fp = fingerprint({s: split_digests(folder, s) for s in splits})
     return LanguageModelTask(
         spec=spec,
         splits=_roles(forget, splits),
@@ -124,7 +125,7 @@ def _synth_recipe(config: SynthConfig, tokenizer, extra_rows, quiet: bool):
 
 
 def synth_world_dir(config: SynthConfig) -> Path:
-    from unlearnbench.worlds import tofu_synth
+    from unlearnbench.lm.worlds import tofu_synth
 
     key = {"world_version": tofu_synth.WORLD_VERSION, "family": FAMILY_VERSION, "config": asdict(config)}
     return cache_root() / "tofu-synth" / fingerprint(key)
@@ -132,7 +133,7 @@ def synth_world_dir(config: SynthConfig) -> Path:
 
 def ensure_synth_world(config: SynthConfig, forget: str, *, quiet: bool = False) -> Path:
     """Build (once) the data, tokenizer, target and the oracle for ``forget``, in hub layout."""
-    from unlearnbench.worlds import tofu_synth
+    from unlearnbench.lm.worlds import tofu_synth
 
     root = synth_world_dir(config)
     data, tok_dir = root / "data", root / "tokenizer"
@@ -177,7 +178,7 @@ def make_tofu_synth_task(forget: str, *, data_dir: str | None = None, model: str
     oracle_src = oracle or str(root / f"oracle-{forget}")
     from transformers import AutoTokenizer
 
-    from unlearnbench.worlds import tofu_synth
+    from unlearnbench.lm.worlds import tofu_synth
 
     tokenizer = AutoTokenizer.from_pretrained(root / "tokenizer")
     world = tofu_synth.WorldConfig(n_authors=config.n_authors, n_holdout_authors=config.n_holdout_authors, seed=config.world_seed)
@@ -203,10 +204,10 @@ def make_tofu_synth_task(forget: str, *, data_dir: str | None = None, model: str
 
 
 for _forget in FORGET_SPLITS:
-    register_task(f"tofu/{_forget}", summary=f"TOFU {_forget} (hub locuslab/TOFU or --data-dir)", modes="-")(
+    register_task(f"tofu/{_forget}", suite="tofu", summary=f"TOFU {_forget} (hub locuslab/TOFU or --data-dir)", modes="-")(
         lambda _f=_forget, **kw: make_tofu_task(_f, **kw)
     )
 for _forget in FORGET_SPLITS:
-    register_task(f"tofu-synth/{_forget}", summary=f"synthetic TOFU world, {_forget}, built offline", modes="-")(
+    register_task(f"tofu-synth/{_forget}", suite="tofu", summary=f"synthetic TOFU world, {_forget}, built offline", modes="-")(
         lambda _f=_forget, **kw: make_tofu_synth_task(_f, **kw)
     )

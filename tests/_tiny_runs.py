@@ -30,7 +30,7 @@ def tiny_runs(tiny_synth, tmp_path_factory) -> dict[str, Path]:
 def tiny_loader(tiny_synth):
     """Re-creates the tiny task through the registry (the record stores the world's options
     as JSON; the session's SynthConfig object stands in for them)."""
-    from unlearnbench.leaderboard import registry_task
+    from unlearnbench.leaderboard.submissions import registry_task
 
     def load(name, options, data_dir=None, quiet=True):
         return registry_task(name, {**options, "synth": tiny_synth}, data_dir, quiet)

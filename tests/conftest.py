@@ -23,7 +23,7 @@ def hermetic_cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_synth():
     """A 20-author world trained for a few epochs: seconds to build, enough to exercise code."""
-    from unlearnbench.lm import TinyLlamaConfig, TrainConfig
+    from unlearnbench.lm.modeling import TinyLlamaConfig, TrainConfig
     from unlearnbench.tasks.tofu import SynthConfig
 
     return SynthConfig(
@@ -56,9 +56,9 @@ def run_tiny(tiny_synth, tmp_path):
 @pytest.fixture(scope="session")
 def tiny_muse():
     """A small MUSE-style news world trained for a few epochs (seconds)."""
-    from unlearnbench.lm import TinyLlamaConfig, TrainConfig
+    from unlearnbench.lm.modeling import TinyLlamaConfig, TrainConfig
     from unlearnbench.tasks.muse import MuseSynthConfig
-    from unlearnbench.worlds.muse_synth import MuseWorldConfig
+    from unlearnbench.lm.worlds.muse_synth import MuseWorldConfig
 
     return MuseSynthConfig(
         world=MuseWorldConfig(n_forget=8, n_retain=16, n_holdout=8, n_retain_qa_events=2, n_icl=2),

@@ -39,7 +39,7 @@ def test_default_evaluate_prints_the_table_and_writes_the_record(default_runs, t
 
     from typer.testing import CliRunner
 
-    from unlearnbench.cli import app
+    from unlearnbench.cli.app import app
 
     result = CliRunner().invoke(app, ["evaluate", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.stderr
@@ -55,7 +55,7 @@ def test_default_evaluate_prints_the_table_and_writes_the_record(default_runs, t
 def test_prepare_reports_the_cached_task(default_runs):
     from typer.testing import CliRunner
 
-    from unlearnbench.cli import app
+    from unlearnbench.cli.app import app
 
     result = CliRunner().invoke(app, ["prepare", "--task", "tofu-synth/forget10"])
     assert result.exit_code == 0, result.stderr

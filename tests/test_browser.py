@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from _tiny_runs import copy_run, tiny_loader, tiny_runs
 
-from unlearnbench import boards
-from unlearnbench.leaderboard import submit
-from unlearnbench.report import write_report
+from unlearnbench.leaderboard import boards
+from unlearnbench.leaderboard.submissions import submit
+from unlearnbench.report.runs import write_report
 
 pytestmark = pytest.mark.browser
 

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from unlearnbench import registry
-from unlearnbench.classifier import ClassifierTrainConfig, build_classifier, predict_proba, save_classifier
+from unlearnbench.vision.classifier import ClassifierTrainConfig, build_classifier, predict_proba, save_classifier
 from unlearnbench.data import write_parquet_split
 from unlearnbench.errors import DataError
 from unlearnbench.tasks.cifar import make_cifar_task

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from unlearnbench import registry
-from unlearnbench.classifier import ClassifierTrainConfig, build_classifier, predict_proba, train_classifier
+from unlearnbench.vision.classifier import ClassifierTrainConfig, build_classifier, predict_proba, train_classifier
+from unlearnbench.errors import UserError
 from unlearnbench.method import ClassifierData, RunContext, parse_params
 
 K = 10
@@ -45,10 +46,10 @@ def problem():
 
 def _run(problem, name, **params):
     target, data = problem
-    method = registry.get("method", name).obj()
+    method = registry.method(name, "classifier").obj()
     parsed = parse_params(method.params_class("classifier"), {k: str(v) for k, v in params.items()})
     ctx = RunContext(seed=1, device=torch.device("cpu"), quiet=True)
-    model = method.unlearn_classifier(copy.deepcopy(target), data, parsed, ctx)
+    model = method.unlearn(copy.deepcopy(target), data, parsed, ctx)
     return model, ctx
 
 
@@ -59,7 +60,7 @@ def _accuracy(model, x, y) -> float:
 @pytest.mark.parametrize("name", METHODS)
 def test_method_runs_returns_k_way_model_and_changes_weights(problem, name):
     target, data = problem
-    assert "classifier" in registry.get("method", name).obj.kinds
+    assert "classifier" in registry.method(name, "classifier").obj.kinds
     model, _ = _run(problem, name)
     assert predict_proba(model, data.x_forget[:5]).shape == (5, K)
     assert model.fc.out_features == K
@@ -74,14 +75,15 @@ def test_method_runs_returns_k_way_model_and_changes_weights(problem, name):
 
 @pytest.mark.parametrize("name", CLASSIFIER_ONLY)
 def test_classifier_only_methods_do_not_apply_to_language_models(name):
-    cls = registry.get("method", name).obj
+    cls = registry.method(name, "classifier").obj
     assert "classifier" in cls.kinds and "language_model" not in cls.kinds
-    with pytest.raises(NotImplementedError):
-        cls().unlearn(None, None, cls.Params(), RunContext(seed=0, device=torch.device("cpu")))
+    assert "language_model" not in registry.method_kinds(name)
+    with pytest.raises(UserError, match="does not apply to language-model tasks"):
+        registry.method(name, "language_model")
 
 
 def test_salun_leaves_unmasked_weights_bit_identical(problem):
-    from unlearnbench.methods.salun import saliency_mask
+    from unlearnbench.methods.vision.salun import saliency_mask
 
     target, data = problem
     masks = saliency_mask(copy.deepcopy(target), data.x_forget, data.y_forget, 0.5)
@@ -113,7 +115,7 @@ def test_be_removes_the_shadow_class(problem):
 
 
 def test_rl_never_relabels_a_sample_to_its_own_class(problem):
-    from unlearnbench.methods.rl import random_wrong_labels, relabelled_training_set
+    from unlearnbench.vision.recipes import random_wrong_labels, relabelled_training_set
 
     y = np.repeat(np.arange(K), 200)
     wrong = random_wrong_labels(y, K, seed=3)
@@ -134,7 +136,7 @@ def test_rl_never_relabels_a_sample_to_its_own_class(problem):
 
 
 def test_bs_neighbour_labels_are_never_the_true_label(problem):
-    from unlearnbench.methods.bs import neighbour_labels
+    from unlearnbench.methods.vision.bs import neighbour_labels
 
     target, data = problem
     before = copy.deepcopy(target.state_dict())

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from unlearnbench import registry
-from unlearnbench.classifier import ClassifierTrainConfig, build_classifier, predict_proba, train_classifier
+from unlearnbench.vision.classifier import ClassifierTrainConfig, build_classifier, predict_proba, train_classifier
 from unlearnbench.method import ClassifierData, RunContext, parse_params
 
 MODEL_CONFIG = {"arch": "small_cnn", "num_classes": 10, "in_channels": 1, "image_size": 8, "width": 8}
@@ -38,11 +38,11 @@ def problem():
 
 
 def _run(name, data, model, **raw):
-    method = registry.get("method", name).obj()
+    method = registry.method(name, "classifier").obj()
     assert "classifier" in method.kinds
     params = parse_params(method.params_class("classifier"), raw)
     ctx = RunContext(seed=0, device=torch.device("cpu"), quiet=True)
-    return method.unlearn_classifier(model, data, params, ctx), ctx
+    return method.unlearn(model, data, params, ctx), ctx
 
 
 @pytest.mark.parametrize("name", ["iu", "scrub", "laf"])
@@ -57,7 +57,7 @@ def test_method_changes_the_weights_and_the_predictions(problem, name):
 
 
 def test_woodfisher_recursion_equals_the_inverse_of_the_damped_fisher():
-    from unlearnbench.methods.iu import woodfisher_inverse_product
+    from unlearnbench.methods.vision.iu import woodfisher_inverse_product
 
     gen = torch.Generator().manual_seed(0)
     grads = torch.randn(21, 7, generator=gen, dtype=torch.float64)
@@ -105,7 +105,7 @@ def test_laf_never_reads_the_forget_labels(problem):
 def sisa(problem, monkeypatch):
     """Runs SISA on the tiny problem with some rows deleted; counts its training steps and
     keeps each step's starting weights and number of rows."""
-    import unlearnbench.methods.sisa as sisa_module
+    import unlearnbench.methods.vision.sisa as sisa_module
 
     data, target = problem
     _run("sisa", _deleting(data, []), copy.deepcopy(target), **SISA_PARAMS)  # the checkpoints exist from here on
@@ -122,7 +122,7 @@ def sisa(problem, monkeypatch):
         model, ctx = _run("sisa", _deleting(data, deleted), copy.deepcopy(target), **SISA_PARAMS)
         return model, ctx.info, calls
 
-    params = parse_params(sisa_module.Sisa.ClassifierParams, SISA_PARAMS)
+    params = parse_params(sisa_module.Sisa.Params, SISA_PARAMS)
     folder = sisa_module.checkpoint_folder(data, params, seed=0)
     layout = sisa_module.partition(len(data.y_train), 2, 3, seed=0)
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from unlearnbench.cli import app
+from unlearnbench.cli.app import app
 from unlearnbench.errors import UserError
 from unlearnbench.records import PER_EXAMPLE_FILE
 from unlearnbench.runner import RunSpec, run
@@ -25,7 +25,7 @@ def digits(method: str, tmp_path, task: str = "digits/random-10", **fields):
 
 
 def test_the_salun_metrics_and_their_reference_rows(tmp_path):
-    from unlearnbench.leaderboard import check_recomputed
+    from unlearnbench.leaderboard.submissions import check_recomputed
 
     result = digits("ft", tmp_path)
     record = result.record
@@ -81,14 +81,14 @@ def test_forgetset_writes_an_index_file_that_evaluate_uses(tmp_path):
 def test_forget_indices_on_a_language_model_task_is_refused(tmp_path):
     with pytest.raises(UserError, match="for classifier and regression tasks"):
         run(RunSpec(task="tofu-synth/forget10", method="original", out=tmp_path, quiet=True,
-                    task_options={"forget_indices": "x.json"}))
+                    options={"forget_indices": "x.json"}))
 
 
 def test_the_strong_tier_reports_f_and_the_final_score(tmp_path):
-    from unlearnbench.leaderboard import check_recomputed
+    from unlearnbench.leaderboard.submissions import check_recomputed
 
     result = digits("original", tmp_path, lenses=("behavior", "privacy", "utility", "privacy-strong"),
-                    strong_privacy_models=3)
+                    options={"strong_models": 3})
     metrics = result.record.metrics
     assert 0.0 <= metrics["forgetting_score"] <= 1.0 and metrics["strong_privacy_models"] == 3
     # the original is the same model every time: its scores are a point mass, told apart from retraining
@@ -100,7 +100,7 @@ def test_the_strong_tier_reports_f_and_the_final_score(tmp_path):
 def test_the_report_draws_the_confidence_distributions(tmp_path):
     import re
 
-    from unlearnbench.report import write_report
+    from unlearnbench.report.runs import write_report
 
     result = digits("rl", tmp_path)
     text = write_report([result.run_dir], tmp_path / "report.html").read_text()
@@ -109,11 +109,11 @@ def test_the_report_draws_the_confidence_distributions(tmp_path):
 
 def test_the_mia_feature_is_selectable_and_recorded(tmp_path):
     from unlearnbench.errors import UnknownNameError
-    from unlearnbench.leaderboard import check_recomputed
+    from unlearnbench.leaderboard.submissions import check_recomputed
 
-    result = digits("rl", tmp_path, mia_feature="modified_entropy")
+    result = digits("rl", tmp_path, options={"mia_feature": "modified_entropy"})
     per_example = json.loads((result.run_dir / PER_EXAMPLE_FILE).read_text())
     assert per_example["unlearned"]["mia_feature"] == "modified_entropy"
     check_recomputed(json.loads((result.run_dir / "record.json").read_text()), per_example, "classifier")
     with pytest.raises(UnknownNameError, match="modified_entropy"):
-        digits("rl", tmp_path, mia_feature="modified-entropy")
+        digits("rl", tmp_path, options={"mia_feature": "modified-entropy"})

@@ -4,7 +4,7 @@ import json
 
 from typer.testing import CliRunner
 
-from unlearnbench.cli import app
+from unlearnbench.cli.app import app
 
 runner = CliRunner()
 
@@ -19,15 +19,33 @@ TASKS = LM_TASKS + [f"digits/class-{k}" for k in range(10)] + [f"digits/{s}-{p}"
     + ["tabular-regression"]
 
 
-def test_list_methods_shows_every_method():
+def test_list_methods_shows_every_method_once():
     result = runner.invoke(app, ["list", "methods", "--format", "json"])
     assert result.exit_code == 0
-    assert [m["name"] for m in json.loads(result.stdout)] == METHODS
+    names = [m["name"] for m in json.loads(result.stdout)]
+    assert sorted(names) == sorted(METHODS) and len(names) == len(set(names))
+
+
+def test_list_methods_gives_each_kind_its_own_hyperparameter_block():
+    result = runner.invoke(app, ["list", "methods", "--format", "json"])
+    ga = next(m for m in json.loads(result.stdout) if m["name"] == "ga")
+    blocks = ga["hyperparameters (defaults, per kind)"].split("; ")
+    assert [b.split(":")[0] for b in blocks] == ["language-model", "regression", "classifier"]
+    assert "max_ratio=5.0" in blocks[1] and "max_ratio" not in blocks[2]
 
 
 def test_list_tasks_shows_tofu_muse_and_synthetic_variants():
     result = runner.invoke(app, ["list", "tasks", "--format", "json"])
-    assert [t["name"] for t in json.loads(result.stdout)] == TASKS
+    names = [t["name"] for t in json.loads(result.stdout)]
+    assert sorted(names) == sorted(TASKS) and len(names) == len(set(names))
+
+
+def test_list_tasks_of_one_kind():
+    result = runner.invoke(app, ["list", "tasks", "--kind", "regression", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert [t["name"] for t in json.loads(result.stdout)] == [t for t in TASKS if t.startswith(("diabetes", "tabular"))]
+    bad = runner.invoke(app, ["list", "tasks", "--kind", "vision"])
+    assert bad.exit_code == 2 and "language-model, regression, classifier" in bad.stderr
 
 
 def test_list_metrics_table_has_directions():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from unlearnbench import concepts as cv
+from unlearnbench.lm import concepts as cv
 
 CONCEPT = [11, 23, 42, 57]  # token ids the planted vector promotes
 LAYER, INDEX = 1, 7
@@ -113,7 +113,7 @@ def test_locate_breaks_ties_and_applies_the_threshold():
 
 
 def test_concept_token_ids_drop_stopwords_punctuation_and_unknowns():
-    from unlearnbench.worlds.tofu_synth import build_word_tokenizer
+    from unlearnbench.lm.worlds.tofu_synth import build_word_tokenizer
 
     tok = build_word_tokenizer(["the city of Lisbon is old .", "Porto"])
     ids = cv.concept_token_ids(tok, ["Lisbon", "the", ".", "city of Lisbon", "Atlantis"])

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from unlearnbench import registry
-from unlearnbench.classifier import (
+from unlearnbench.vision.classifier import (
     ClassifierTrainConfig,
     build_classifier,
     classifier_fingerprint,
@@ -140,7 +140,7 @@ def test_a_forget_index_file_that_is_not_json_is_refused(tmp_path):
 
 
 def test_worst_p_selects_once_and_caches_the_index_file(monkeypatch):
-    import unlearnbench.forgetsets as forgetsets
+    import unlearnbench.vision.forgetsets as forgetsets
 
     calls = []
 

@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearnbench import forgetsets
+from unlearnbench.vision import forgetsets
 from unlearnbench.errors import UnknownNameError, UserError
-from unlearnbench.forgetsets import (
+from unlearnbench.vision.forgetsets import (
     inner_unlearn, per_example_grad_norms, per_example_losses, project_capped_simplex,
     proxy_gradnorm_indices, proxy_loss_indices, select, worst_case_indices,
 )
@@ -169,7 +169,7 @@ def test_select_dispatch_and_bad_sizes(problem):
 
 
 def test_strategies_run_on_the_benchmark_classifier():
-    from unlearnbench.classifier import build_classifier, predict_proba
+    from unlearnbench.vision.classifier import build_classifier, predict_proba
 
     rng = np.random.default_rng(1)
     x = rng.normal(size=(40, 1, 8, 8)).astype(np.float32)

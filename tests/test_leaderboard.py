@@ -8,10 +8,10 @@ import pytest
 from _tiny_runs import copy_run, tiny_loader, tiny_runs
 from typer.testing import CliRunner
 
-from unlearnbench import boards
-from unlearnbench.cli import app
-from unlearnbench.leaderboard import SUBMISSION_FILE, SubmissionError, submit, task_folder
-from unlearnbench.ranking import Criterion, Ranking, rank, ranking_for
+from unlearnbench.leaderboard import boards
+from unlearnbench.cli.app import app
+from unlearnbench.leaderboard.submissions import SUBMISSION_FILE, SubmissionError, submit, task_folder
+from unlearnbench.leaderboard.ranking import Criterion, Ranking, rank, ranking_for
 from unlearnbench.records import PER_EXAMPLE_FILE, RECORD_FILE
 
 REPO = Path(__file__).resolve().parent.parent
@@ -224,7 +224,7 @@ def test_stored_runs_are_readable_by_everyone(runs, accept, tmp_path):
 
 
 def test_the_cli_refuses_with_exit_code_2_and_says_why(runs, tiny_synth, tmp_path, monkeypatch):
-    monkeypatch.setattr("unlearnbench.leaderboard.registry_task", tiny_loader(tiny_synth))
+    monkeypatch.setattr("unlearnbench.leaderboard.submissions.registry_task", tiny_loader(tiny_synth))
     run = copy_run(runs["ga"], tmp_path / "ga", record=lambda r: r["metrics"].update(model_utility=0.75))
     result = cli.invoke(app, ["submit", str(run), "--leaderboard", str(tmp_path / "board")])
     assert result.exit_code == 2
@@ -232,7 +232,7 @@ def test_the_cli_refuses_with_exit_code_2_and_says_why(runs, tiny_synth, tmp_pat
 
 
 def test_the_cli_accepts_rebuilds_and_tells_the_rank(runs, tiny_synth, tmp_path, monkeypatch):
-    monkeypatch.setattr("unlearnbench.leaderboard.registry_task", tiny_loader(tiny_synth))
+    monkeypatch.setattr("unlearnbench.leaderboard.submissions.registry_task", tiny_loader(tiny_synth))
     board = tmp_path / "board"
     result = cli.invoke(app, ["submit", str(copy_run(runs["ga"], tmp_path / "ga")), "--leaderboard", str(board)])
     assert result.exit_code == 0, result.output
@@ -328,21 +328,44 @@ def test_muse_ranks_its_four_criteria_with_privleak_closest_to_zero():
     assert [r["run_id"] for _, _, r in rank([far, near_zero], ranking)] == ["near", "far"]
 
 
-def test_a_suite_without_a_declared_ranking_is_ranked_by_its_rows_directions(monkeypatch):
-    from unlearnbench.suites import SUITES, MetricRow
+@pytest.fixture
+def toy_suite():
+    """Registers a suite "toy" (rows and ranking set per test) and removes it afterwards."""
+    from unlearnbench import registry
+    from unlearnbench.suites.base import Suite
+
+    class Toy(Suite):
+        name = "toy"
+        table: list = []
+
+        def rows(self):
+            return self.table
+
+        def score(self, scorer, ctx):
+            return {}
+
+        def aggregate(self, per_example, oracle_per_example, *, seed=0):
+            return {}, {}
+
+    registry.entries("suite")  # built-ins first, so the toy is not mistaken for a half-loaded registry
+    registry.register_suite("toy")(Toy)
+    yield Toy
+    registry.unregister("suite", "toy")
+
+
+def test_a_suite_without_a_declared_ranking_is_ranked_by_its_rows_directions(toy_suite):
+    from unlearnbench.suites import MetricRow
 
     rows = [MetricRow("forget_error", "higher", "behavior", ""), MetricRow("test_error", "lower", "utility", ""),
             MetricRow("n", "info", "behavior", "")]
-    monkeypatch.setitem(SUITES, "toy", {"rows": lambda: rows, "aggregate": None})
+    toy_suite.table = rows
     ranking = ranking_for("toy", rows, {"forget_error", "test_error", "n"})
     assert ranking.criteria == (Criterion("forget_error", "higher"), Criterion("test_error", "lower"))
     assert (ranking.x, ranking.y) == (None, "forget_error")
 
 
-def test_a_suite_can_declare_its_own_ranking(monkeypatch):
-    from unlearnbench.suites import SUITES
-
-    monkeypatch.setitem(SUITES, "toy", {"rows": list, "ranking": {"criteria": [("gap", "lower")], "source": "toy paper"}})
+def test_a_suite_can_declare_its_own_ranking(toy_suite):
+    toy_suite.ranking = {"criteria": [("gap", "lower")], "source": "toy paper"}
     assert ranking_for("toy", [], {"gap", "other"}) == Ranking((Criterion("gap", "lower"),), source="toy paper")
 
 

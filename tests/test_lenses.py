@@ -45,7 +45,7 @@ def test_every_lens_reports_with_reference_rows(lens_run):
 
 
 def test_lens_numbers_are_recomputed_from_the_per_example_scores(lens_run):
-    from unlearnbench.leaderboard import SubmissionError, check_recomputed
+    from unlearnbench.leaderboard.submissions import SubmissionError, check_recomputed
 
     record = json.loads((lens_run.run_dir / "record.json").read_text())
     per_example = json.loads((lens_run.run_dir / PER_EXAMPLE_FILE).read_text())
@@ -79,7 +79,7 @@ def test_an_unknown_lens_names_the_known_ones(run_tiny):
 
 
 def test_relearning_splits_forget_by_entity_and_leaves_the_model_alone(tiny_task):
-    from unlearnbench.suites import robustness
+    from unlearnbench.lenses import robustness
 
     attack, measure = robustness.halves(tiny_task)
     groups = tiny_task.forget_groups
@@ -98,14 +98,14 @@ def test_relearning_splits_forget_by_entity_and_leaves_the_model_alone(tiny_task
 
 def test_halves_without_groups_split_rows():
     task = SimpleNamespace(splits={"forget": [0] * 5}, forget_groups=None)
-    from unlearnbench.suites import robustness
+    from unlearnbench.lenses import robustness
 
     assert robustness.halves(task) == ([0, 1], [2, 3, 4])
 
 
 def test_probe_states_are_the_models_own_hidden_states(tiny_task):
-    from unlearnbench.lm import encode_prompt
-    from unlearnbench.scoring import ScoringEngine
+    from unlearnbench.lm.modeling import encode_prompt
+    from unlearnbench.lm.scoring import ScoringEngine
 
     loaded = tiny_task.load_target()
     fmt, tok = tiny_task.prompt_format, loaded.tokenizer
@@ -128,7 +128,7 @@ def test_the_muse_world_feeds_the_same_lenses(run_muse):
 
 
 def test_robustness_aggregate_by_hand():
-    from unlearnbench.suites import robustness
+    from unlearnbench.lenses import robustness
 
     steps = robustness.RELEARN_STEPS  # 0, 1, 2, 5, 10, 25, 50
     measured = [0.1, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9]  # forget probability of the measured half after each step
@@ -151,7 +151,7 @@ def test_robustness_aggregate_by_hand():
 
 
 def test_the_report_draws_the_relearning_attack(lens_run):
-    from unlearnbench.report import curves, load_run
+    from unlearnbench.report.runs import curves, load_run
 
     run = load_run(lens_run.run_dir)
     (title, x_label, series), *_ = curves(run)
@@ -165,7 +165,7 @@ def test_the_report_draws_the_relearning_attack(lens_run):
 
 
 def test_model_lenses_alone_skip_the_suite_and_the_board_refuses_them(run_tiny):
-    from unlearnbench.leaderboard import SubmissionError, check_recomputed
+    from unlearnbench.leaderboard.submissions import SubmissionError, check_recomputed
 
     result = run_tiny("ga", lenses=("robustness",))
     assert result.record.status == "succeeded"
@@ -178,7 +178,7 @@ def test_model_lenses_alone_skip_the_suite_and_the_board_refuses_them(run_tiny):
 
 
 def test_a_concept_vectors_file_names_the_vectors_to_validate(tiny_synth, tmp_path):
-    from unlearnbench.concepts import read_concept_vectors
+    from unlearnbench.lm.concepts import read_concept_vectors
     from unlearnbench.errors import DataError
     from unlearnbench.runner import RunSpec, run
 

@@ -14,7 +14,7 @@ CHANGING = ["retrain", "ga", "graddiff", "npo", "simnpo", "idkdpo"]
 def _unlearn(task, name, **params):
     loaded = task.load_target()
     before = copy.deepcopy(loaded.model.state_dict())
-    method = registry.get("method", name).obj()
+    method = registry.method(name, "language_model").obj()
     params = parse_params(method.Params, {k: str(v) for k, v in params.items()})
     data = UnlearnData(task.splits["forget"], task.splits["retain"], loaded.tokenizer, task.prompt_format)
     ctx = RunContext(seed=0, device=torch.device("cpu"), quiet=True, task_name=task.spec.name, recipe=task.recipe)
@@ -37,7 +37,7 @@ def test_original_leaves_every_weight_unchanged(tiny_task):
 
 def test_npo_lowers_forget_likelihood_more_than_retain(tiny_task):
     """NPO's objective, checked on its effect: forget answers lose more probability than retain."""
-    from unlearnbench.lm import QABatches, encode_rows, sequence_logprobs
+    from unlearnbench.lm.modeling import QABatches, encode_rows, sequence_logprobs
 
     loaded = tiny_task.load_target()
     tok, fmt = loaded.tokenizer, tiny_task.prompt_format
@@ -58,7 +58,7 @@ def test_npo_lowers_forget_likelihood_more_than_retain(tiny_task):
 
 
 def test_idkdpo_refusals_are_in_the_synthetic_vocabulary(tiny_task):
-    from unlearnbench.methods.idkdpo import idk_answers
+    from unlearnbench.methods.lm.idkdpo import idk_answers
 
     tok = tiny_task.load_target().tokenizer
     for answer in idk_answers():

@@ -144,7 +144,7 @@ class SpyMethod(Method):
 def spy_method():
     registry.register_method("test-spy")(SpyMethod)
     yield SpyMethod
-    registry._entries["method"].pop("test-spy")  # the registry is process-wide: leave it as found
+    registry.unregister("method", "test-spy")  # the registry is process-wide: leave it as found
 
 
 @pytest.mark.parametrize("mode,sizes_grow,sequential", [("scalability", True, False), ("sustainability", False, True)])

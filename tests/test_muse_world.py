@@ -1,4 +1,4 @@
-"""Sanity tests for the synthetic MUSE-News-style world (unlearnbench.worlds.muse_synth).
+"""Sanity tests for the synthetic MUSE-News-style world (unlearnbench.lm.worlds.muse_synth).
 
 Fast: world generation and the tokenizer only, no model is trained here.
 """
@@ -14,7 +14,7 @@ from collections import Counter
 
 import pytest
 
-from unlearnbench.worlds.muse_synth import (
+from unlearnbench.lm.worlds.muse_synth import (
     ARTICLES_PER_EVENT,
     LAYOUT,
     QUIZ_ROUNDS,
@@ -119,7 +119,7 @@ def test_world_is_identical_across_processes(world):
     # String seeds are hashed with SHA-512 inside random, so PYTHONHASHSEED must not matter.
     code = (
         "import hashlib, json;"
-        "from unlearnbench.worlds.muse_synth import MuseWorldConfig, generate_world;"
+        "from unlearnbench.lm.worlds.muse_synth import MuseWorldConfig, generate_world;"
         "print(hashlib.sha256(json.dumps(generate_world(MuseWorldConfig()), sort_keys=True).encode()).hexdigest())"
     )
     out = subprocess.run(

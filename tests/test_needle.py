@@ -13,11 +13,11 @@ import copy
 import pytest
 import torch
 
-from unlearnbench import concepts as cv
+from unlearnbench.lm import concepts as cv
 from unlearnbench.errors import UserError
-from unlearnbench.lm import PromptFormat, QABatches, answer_nll, encode_rows
+from unlearnbench.lm.modeling import PromptFormat, QABatches, answer_nll, encode_rows
 from unlearnbench.method import RunContext, UnlearnData, parse_params
-from unlearnbench.methods.needle import Needle, derived_concept
+from unlearnbench.methods.lm.needle import Needle, derived_concept
 
 LAYER, INDEX = 1, 7
 CONCEPT_WORDS = ["Zorblat", "Quexton", "Vramp", "Plimsy"]
@@ -36,7 +36,7 @@ FMT = PromptFormat()
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from unlearnbench.worlds.tofu_synth import build_word_tokenizer
+    from unlearnbench.lm.worlds.tofu_synth import build_word_tokenizer
 
     texts = [FMT.prompt(r["question"]) + " " + r["answer"] for r in FORGET + RETAIN]
     return build_word_tokenizer(texts)

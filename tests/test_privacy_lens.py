@@ -8,10 +8,10 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
-from unlearnbench.lm import encode_answer, encode_prompt
+from unlearnbench.lm.modeling import encode_answer, encode_prompt
 from unlearnbench.metrics.privacy import token_distribution_moments
 from unlearnbench.records import PER_EXAMPLE_FILE
-from unlearnbench.scoring import ScoringEngine, next_token_statistics
+from unlearnbench.lm.scoring import ScoringEngine, next_token_statistics
 
 ATTACKS = ("loss", "zlib", "min_k", "min_k_plus_plus", "reference", "gradnorm")
 
@@ -75,8 +75,8 @@ def test_engine_moments_match_a_naive_forward(tiny_task, plain_head):
 def test_engine_statistics_on_a_gpt2_model_with_conv1d_layers():
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from unlearnbench.lm import PromptFormat
-    from unlearnbench.worlds.tofu_synth import build_word_tokenizer
+    from unlearnbench.lm.modeling import PromptFormat
+    from unlearnbench.lm.worlds.tofu_synth import build_word_tokenizer
 
     tok = build_word_tokenizer(["who wrote the book", "a tale of two towns", "nobody knows"])
     torch.manual_seed(0)

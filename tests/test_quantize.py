@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from unlearnbench.metrics.robustness import quantized_agreement
-from unlearnbench.quantize import fake_quantize, quantize_linear_weights
+from unlearnbench.lm.quantize import fake_quantize, quantize_linear_weights
 
 # ---------------------------------------------------------------- fake_quantize
 

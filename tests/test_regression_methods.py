@@ -21,7 +21,7 @@ REGRESSION_METHODS = ["original", "retrain", "ga", "ft", "gaussian", "blindspot"
 def problem():
     from sklearn.datasets import load_diabetes
 
-    from unlearnbench.regression import RegressionTrainConfig, fit_regressor
+    from unlearnbench.tabular.regression import RegressionTrainConfig, fit_regressor
 
     data = load_diabetes(scaled=False)
     rows = np.random.default_rng(0).choice(len(data.target), size=120, replace=False)
@@ -51,20 +51,20 @@ def _same(a, b):
 
 
 def _unlearn(name, target, data, ctx=None, **overrides):
-    method = registry.get("method", name).obj()
+    method = registry.method(name, "regression").obj()
     params = method.params_class("regression")(**overrides)
     ctx = ctx or _ctx()
-    return method.unlearn_regressor(copy.deepcopy(target), data, params, ctx), ctx
+    return method.unlearn(copy.deepcopy(target), data, params, ctx), ctx
 
 
 def test_regression_methods_are_registered_with_their_params():
     methods = registry.entries("method")
-    fitting = [name for name, e in methods.items() if "regression" in e.obj.kinds]
+    fitting = [name for name in methods if "regression" in registry.method_kinds(name)]
     assert set(REGRESSION_METHODS) <= set(fitting)
     for name in ("ga", "ft", "gaussian", "blindspot"):
-        params = methods[name].obj.params_class("regression")()
+        params = registry.method(name, "regression").obj.params_class("regression")()
         assert params.lr > 0 and params.epochs >= 1
-    assert methods["blindspot"].obj.params_class("regression")().at_beta == 50.0
+    assert registry.method("blindspot", "regression").obj.params_class("regression")().at_beta == 50.0
 
 
 def test_original_keeps_the_weights(problem):
@@ -75,7 +75,7 @@ def test_original_keeps_the_weights(problem):
 
 @pytest.mark.parametrize("name", ["retrain", "ft", "ga", "gaussian", "blindspot"])
 def test_every_method_changes_the_weights(problem, name):
-    from unlearnbench.regression import predict
+    from unlearnbench.tabular.regression import predict
 
     target, data = problem
     before = _state(target)
@@ -88,7 +88,7 @@ def test_every_method_changes_the_weights(problem, name):
 
 
 def test_ga_is_bounded_and_reports_the_stop(problem):
-    from unlearnbench.regression import predict
+    from unlearnbench.tabular.regression import predict
 
     target, data = problem
     logs = []
@@ -106,7 +106,7 @@ def test_ga_with_a_moderate_run_does_not_stop(problem):
 
 
 def test_gaussian_targets_have_the_training_mean_and_sd(problem):
-    from unlearnbench.methods.gaussian import gaussian_targets
+    from unlearnbench.methods.tabular.gaussian import gaussian_targets
 
     _, data = problem
     y = np.concatenate([data.y_retain, data.y_forget])
@@ -127,7 +127,7 @@ def test_gaussian_reports_the_training_target_statistics(problem):
 
 
 def test_blindspot_attention_map_hand_worked_and_hooks_removed(problem):
-    from unlearnbench.methods.blindspot import attention_distance, attention_map, hidden_layers
+    from unlearnbench.methods.tabular.blindspot import attention_distance, attention_map, hidden_layers
 
     a = torch.tensor([[3.0, 4.0], [0.0, 2.0]])
     # squares (9, 16) / sqrt(81 + 256); (0, 4) / 4
@@ -144,7 +144,7 @@ def test_blindspot_attention_map_hand_worked_and_hooks_removed(problem):
 
 
 def test_relearn_steps_is_zero_when_already_within_and_leaves_the_model_alone(problem):
-    from unlearnbench.anamnesis import forget_loss, relearn_steps
+    from unlearnbench.tabular.anamnesis import forget_loss, relearn_steps
 
     target, data = problem
     before = _state(target)
@@ -156,7 +156,7 @@ def test_relearn_steps_is_zero_when_already_within_and_leaves_the_model_alone(pr
 
 
 def test_relearn_steps_counts_on_a_copy_and_reports_the_budget_plus_one(problem):
-    from unlearnbench.anamnesis import forget_loss, relearn_steps
+    from unlearnbench.tabular.anamnesis import forget_loss, relearn_steps
 
     target, data = problem
     damaged, _ = _unlearn("ga", target, data, lr=3e-2, epochs=3)
@@ -175,7 +175,7 @@ def test_relearn_steps_counts_on_a_copy_and_reports_the_budget_plus_one(problem)
 
 
 def test_relearn_steps_rejects_a_bad_goal(problem):
-    from unlearnbench.anamnesis import relearn_steps
+    from unlearnbench.tabular.anamnesis import relearn_steps
 
     target, data = problem
     with pytest.raises(ValueError, match="original_forget_loss"):

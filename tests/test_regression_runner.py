@@ -11,7 +11,7 @@ import pytest
 from scipy.stats import wasserstein_distance
 from typer.testing import CliRunner
 
-from unlearnbench.cli import app
+from unlearnbench.cli.app import app
 from unlearnbench.errors import UserError
 from unlearnbench.records import PER_EXAMPLE_FILE
 from unlearnbench.runner import RunSpec, run
@@ -21,7 +21,7 @@ FAST = {"train": {"epochs": 20}}
 
 
 def test_the_regression_metrics_and_their_reference_rows(tmp_path):
-    from unlearnbench.leaderboard import check_recomputed
+    from unlearnbench.leaderboard.submissions import check_recomputed
 
     result = run(RunSpec(task="diabetes/random-10", method="ft", out=tmp_path, quiet=True, task_options=dict(FAST),
                          lenses=("behavior", "privacy", "utility", "robustness")))
@@ -58,13 +58,13 @@ def test_tabular_regression_runs_on_a_csv_and_names_a_missing_column(tmp_path):
 
 def test_table_options_on_another_task_are_refused(tmp_path):
     with pytest.raises(UserError, match="tabular-regression"):
-        run(RunSpec(task="diabetes/random-10", method="ft", out=tmp_path, quiet=True, task_options={"data_file": "x.csv"}))
+        run(RunSpec(task="diabetes/random-10", method="ft", out=tmp_path, quiet=True, options={"data_file": "x.csv"}))
 
 
 def test_the_report_draws_the_error_distributions(tmp_path):
     import re
 
-    from unlearnbench.report import write_report
+    from unlearnbench.report.runs import write_report
 
     result = run(RunSpec(task="diabetes/random-10", method="gaussian", out=tmp_path, quiet=True, task_options=dict(FAST)))
     text = write_report([result.run_dir], tmp_path / "report.html").read_text()

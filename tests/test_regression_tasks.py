@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from unlearnbench import registry
-from unlearnbench.classifier import write_forget_indices
+from unlearnbench.vision.classifier import write_forget_indices
 from unlearnbench.errors import DataError, TrainingDivergedError, UserError
-from unlearnbench.regression import (
+from unlearnbench.tabular.regression import (
     MLPRegressor,
     RegressionTrainConfig,
     build_regressor,

@@ -9,9 +9,9 @@ import pytest
 from _tiny_runs import copy_run, tiny_runs
 from typer.testing import CliRunner
 
-from unlearnbench.cli import _report_beside, app
+from unlearnbench.cli.app import _report_beside, app
 from unlearnbench.records import PER_EXAMPLE_FILE, RECORD_FILE
-from unlearnbench.report import REPORT_FILE, attack_scores, curve_series, roc, write_report
+from unlearnbench.report.runs import REPORT_FILE, attack_scores, curve_series, roc, write_report
 
 cli = CliRunner()
 PNG = re.compile(r'<img class="plot" alt="([^"]*)" src="data:image/png;base64,([A-Za-z0-9+/=]+)">')
@@ -127,7 +127,7 @@ def test_a_failing_report_only_warns(runs, tmp_path, monkeypatch, capsys):
     def broken(*args, **kwargs):
         raise RuntimeError("no plots today")
 
-    monkeypatch.setattr("unlearnbench.report.write_report", broken)
+    monkeypatch.setattr("unlearnbench.report.runs.write_report", broken)
     run = copy_run(runs["ga"], tmp_path / "ga")
     _report_beside(SimpleNamespace(record=SimpleNamespace(status="succeeded"), run_dir=run), quiet=True)
     assert "could not write the report" in capsys.readouterr().err and not (run / REPORT_FILE).exists()

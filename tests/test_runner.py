@@ -57,7 +57,7 @@ def test_non_finite_loss_fails_the_run_with_the_reason(run_tiny):
 
 
 def test_an_interrupted_run_is_recorded_as_interrupted(run_tiny, monkeypatch, tmp_path):
-    from unlearnbench.methods.ga import GradientAscent
+    from unlearnbench.methods.lm.ga import GradientAscent
 
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
@@ -73,7 +73,7 @@ def test_an_interrupted_run_is_recorded_as_interrupted(run_tiny, monkeypatch, tm
 
 def test_retrain_on_a_task_without_recipe_explains(run_tiny, tiny_task, tmp_path):
     from unlearnbench.method import RunContext, UnlearnData
-    from unlearnbench.methods.retrain import Retrain
+    from unlearnbench.methods.lm.retrain import Retrain
 
     data = UnlearnData(tiny_task.splits["forget"], tiny_task.splits["retain"], None, tiny_task.prompt_format)
     import torch

@@ -4,8 +4,8 @@ transformers' own greedy generate()."""
 import numpy as np
 import torch
 
-from unlearnbench.lm import encode_answer, encode_prompt
-from unlearnbench.scoring import ScoringEngine
+from unlearnbench.lm.modeling import encode_answer, encode_prompt
+from unlearnbench.lm.scoring import ScoringEngine
 
 
 def _engine(task):

@@ -8,7 +8,7 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
-from unlearnbench.cli import app
+from unlearnbench.cli.app import app
 from unlearnbench.errors import DataError
 from unlearnbench.tasks.tofu import make_tofu_task
 

@@ -1,4 +1,4 @@
-"""Sanity tests for the synthetic TOFU-style world (unlearnbench.worlds.tofu_synth)."""
+"""Sanity tests for the synthetic TOFU-style world (unlearnbench.lm.worlds.tofu_synth)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from unlearnbench.worlds.tofu_synth import (
+from unlearnbench.lm.worlds.tofu_synth import (
     WORLD_VERSION,
     WorldConfig,
     author_table,
@@ -271,7 +271,7 @@ def test_deterministic_across_processes(world):
     # String seeds are hashed with SHA-512 inside random, so PYTHONHASHSEED must not matter.
     code = (
         "import hashlib, json;"
-        "from unlearnbench.worlds.tofu_synth import WorldConfig, generate_world;"
+        "from unlearnbench.lm.worlds.tofu_synth import WorldConfig, generate_world;"
         "print(hashlib.sha256(json.dumps(generate_world(WorldConfig()), sort_keys=True).encode()).hexdigest())"
     )
     out = subprocess.run(

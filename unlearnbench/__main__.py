@@ -1,3 +1,3 @@
-from unlearnbench.cli import main
+from unlearnbench.cli.app import main
 
 main()

@@ -11,6 +11,7 @@ with one oracle folder per forget set.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -259,3 +260,56 @@ def optimise(model, params, frozen, optimizer, batches, loss_fn, *, total: int, 
             p.requires_grad_(True)
         model.eval()
     return model
+
+
+# ------------------------------------------------------------------------ the families' base
+FORGET_INDICES_HELP = "a forget-index file (from `unlearnbench forgetset`) replacing the task's built-in forget set"
+
+
+def describe_arrays(task) -> dict[str, Any]:
+    """``unlearnbench show task`` for classifier and regression tasks."""
+    return {"training rows": len(task.y_train), "forget rows": len(task.forget_indices),
+            "retain rows": len(task.y_train) - len(task.forget_indices), "test rows": len(task.y_test),
+            "features": list(np.asarray(task.x_train).shape[1:])}
+
+
+def forget_indices_option():
+    """``--forget-indices FILE``, which every classifier and regression task takes."""
+    from unlearnbench.family import Option
+
+    return Option("forget_indices", FORGET_INDICES_HELP)
+
+
+# ----------------------------------------------------------- the early stop of gradient ascent
+# Shared by the classifier and regression ``ga`` (methods/vision/ga.py, methods/tabular/ga.py,
+# which make their own checks): gradient ascent has no minimum, so it must not run away silently.
+class StopAscent(Exception):
+    """Raised from inside the loss to leave the shared training loop."""
+
+
+class AscentGuard:
+    """Counts the shared loop's steps, says when a whole-forget-set check is due (every
+    ``check_every`` steps, by default about 4 times per epoch, and before the first step),
+    and stops the loop with the reason recorded in ``ctx.info["ga_stopped"]`` and the log."""
+
+    def __init__(self, ctx, n_rows: int, batch_size: int, check_every: int):
+        self.ctx, self.step = ctx, 0
+        self.per_epoch = math.ceil(n_rows / batch_size)
+        self.every = check_every if check_every > 0 else math.ceil(self.per_epoch / 4)
+
+    @property
+    def due(self) -> bool:
+        return self.step % self.every == 0
+
+    def stop(self, reason: str):
+        epoch = self.step / self.per_epoch
+        self.ctx.info["ga_stopped"] = {"reason": reason, "step": self.step, "epoch": round(epoch, 3)}
+        self.ctx.log(f"ga: stopped early at step {self.step} (epoch {epoch:.2f}): {reason}")
+        raise StopAscent
+
+    def run(self, train) -> None:
+        """``train()`` until it ends or a check stops it."""
+        try:
+            train()
+        except StopAscent:
+            pass

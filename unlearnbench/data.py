@@ -3,6 +3,7 @@ array) or ``<split>.parquet`` per split. Errors name the folder, the split and t
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -37,6 +38,21 @@ def split_files(folder: Path, split: str) -> list[Path]:
         if candidate.is_file():
             return [candidate]
     return sorted(p for p in folder.glob(f"{split}-*.parquet") if p.is_file())
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, read in chunks (data files may be large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def split_digests(folder: Path, split: str) -> list[str]:
+    """The sha256 of each file of one split, in name order: what a task fingerprints its data by
+    (the bytes, not how a library happens to load them)."""
+    return [file_sha256(f) for f in sorted(split_files(folder, split))]
 
 
 def load_splits(folder: Path, schema: Mapping[str, Sequence[str]], *, layout_name: str) -> dict:

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
+from pydantic import ConfigDict, PydanticSchemaGenerationError, PydanticUserError, TypeAdapter, ValidationError
 
 from unlearnbench.errors import UnknownNameError, UserError
-from unlearnbench.lm import PromptFormat, QABatches, TrainConfig, clone_model, encode_rows, train_loop
+from unlearnbench.lm.modeling import PromptFormat, QABatches, TrainConfig, clone_model, encode_rows, train_loop
 
 
 @dataclass
@@ -43,7 +44,7 @@ class ClassifierData:
     y_retain: Any
     num_classes: int
     model_config: dict
-    train_config: Any  # unlearnbench.classifier.ClassifierTrainConfig
+    train_config: Any  # unlearnbench.vision.classifier.ClassifierTrainConfig
     x_train: Any = None
     y_train: Any = None
     forget_indices: Any = None
@@ -60,7 +61,7 @@ class RegressionData:
     x_retain: Any
     y_retain: Any
     model_config: dict
-    train_config: Any  # unlearnbench.regression.RegressionTrainConfig
+    train_config: Any  # unlearnbench.tabular.regression.RegressionTrainConfig
 
 
 @dataclass
@@ -75,42 +76,38 @@ class RunContext:
 
 
 class Method(abc.ABC):
-    """Base class: subclasses set ``Params`` (a dataclass) and ``kinds``, and implement
-    ``unlearn`` (language models) and/or ``unlearn_classifier`` (classifiers)."""
+    """Base class: one class per task kind. Subclasses set ``kinds`` (the task kinds the class
+    serves, usually one), ``Params`` (a dataclass of hyperparameters with defaults) and
+    implement ``unlearn``. A user-facing name that serves several kinds (``ga``) is one small
+    class per kind, each registered under that name (``methods/lm/ga.py``, ``methods/vision/ga.py``, ...)."""
 
     name: ClassVar[str] = ""
     needs: ClassVar[tuple[str, ...]] = ("forget",)
-    # Task kinds the method applies to. A classifier method implements ``unlearn_classifier``
-    # and may declare its own hyperparameters as ``ClassifierParams`` (else ``Params``); a
-    # regression method ``unlearn_regressor`` and ``RegressionParams``.
     kinds: ClassVar[tuple[str, ...]] = ("language_model",)
 
     @dataclass(frozen=True)
     class Params:
         pass
 
-    def unlearn(self, model, data: UnlearnData, params, ctx: RunContext):
-        """Return the unlearned model (the runner passes a copy of the target)."""
-        raise NotImplementedError(f"{self.name} does not apply to language-model tasks")
-
-    def unlearn_classifier(self, model, data: ClassifierData, params, ctx: RunContext):
-        """Return the unlearned classifier (the runner passes a copy of the target)."""
-        raise NotImplementedError(f"{self.name} does not apply to classifier tasks")
-
-    def unlearn_regressor(self, model, data: RegressionData, params, ctx: RunContext):
-        """Return the unlearned regression model (the runner passes a copy of the target)."""
-        raise NotImplementedError(f"{self.name} does not apply to regression tasks")
+    def unlearn(self, model, data, params, ctx: RunContext):
+        """Return the unlearned model (the runner passes a copy of the target). ``data`` is what
+        the kind's family gives a method: :class:`UnlearnData` for language models,
+        :class:`ClassifierData` for classifiers, :class:`RegressionData` for regression."""
+        raise NotImplementedError(f"{type(self).__name__} ({self.name}) does not implement unlearn")
 
     @classmethod
     def params_class(cls, kind: str) -> type:
-        if kind == "classifier":
-            return getattr(cls, "ClassifierParams", cls.Params)
-        if kind == "regression":
-            return getattr(cls, "RegressionParams", cls.Params)
+        """The hyperparameters' dataclass (``kind`` is the task kind the runner asks for; a
+        class serves its own kinds with one ``Params``)."""
         return cls.Params
 
 
 def _convert(value: str, annotation: Any, key: str) -> Any:
+    """One ``--param key=value`` string as its field's annotation says, or a UserError that
+    names the parameter, the value and the type. bool, int, float, str and Optional keep their
+    command-line spellings (true/false/yes/no/on/off/1/0; none/null); every other annotation is
+    converted by pydantic: from the text itself (a Literal, an Enum, a Path), else from the text
+    as JSON (``layers=[64,32]``), else, for a list / tuple / set, from comma-separated items."""
     origin = typing.get_origin(annotation)
     if annotation is bool:
         lowered = value.lower()
@@ -121,19 +118,68 @@ def _convert(value: str, annotation: Any, key: str) -> Any:
         raise UserError(f"Parameter {key}={value!r}: expected true or false.")
     if origin is typing.Union or origin is getattr(__import__("types"), "UnionType", None):
         args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if value.lower() in ("none", "null"):
+        if type(None) in typing.get_args(annotation) and value.lower() in ("none", "null"):
             return None
-        return _convert(value, args[0], key)
+        if len(args) == 1:
+            return _convert(value, args[0], key)
     try:
         if annotation in (int, float, str):
             return annotation(value)
     except ValueError:
         raise UserError(f"Parameter {key}={value!r}: expected a {annotation.__name__}.") from None
-    return value
+    return _convert_typed(value, annotation, key)
+
+
+def _type_name(annotation: Any, article: bool = True) -> str:
+    """A type in words, without square brackets (the CLI prints messages as rich markup)."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    a = "a " if article else ""
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(arg) for arg in args)
+    if origin is typing.Union or origin is getattr(__import__("types"), "UnionType", None):
+        return " or ".join(_type_name(arg, article) for arg in args if arg is not type(None))
+    if origin in (list, set, frozenset) or (origin is tuple and len(args) == 2 and args[1] is Ellipsis):
+        return f"{a}{origin.__name__} of {_type_name(args[0], False)}" if args else f"{a}{origin.__name__}"
+    if origin is tuple:
+        return f"{a}tuple of ({', '.join(_type_name(arg, False) for arg in args)})"
+    if origin is dict and len(args) == 2:
+        return f"{a}dict of {_type_name(args[0], False)} to {_type_name(args[1], False)}"
+    if isinstance(annotation, type) and origin is None:
+        return f"{a}{annotation.__name__}"
+    return str(annotation).replace("typing.", "").replace("[", "(").replace("]", ")")
+
+
+def _convert_typed(value: str, annotation: Any, key: str) -> Any:
+    expected = _type_name(annotation)
+    try:
+        adapter = TypeAdapter(annotation, config=ConfigDict(arbitrary_types_allowed=True))
+    except PydanticSchemaGenerationError:
+        raise UserError(f"Parameter {key}={value!r}: its type ({expected}) cannot be given as text on the "
+                        "command line; set it from Python instead.") from None
+    except PydanticUserError:  # a pydantic model or dataclass brings its own config
+        adapter = TypeAdapter(annotation)
+    container = typing.get_origin(annotation) in (list, tuple, set, frozenset, dict)
+    attempts = [lambda: adapter.validate_python(value), lambda: adapter.validate_json(value)]
+    if typing.get_origin(annotation) in (list, tuple, set, frozenset):
+        attempts.append(lambda: adapter.validate_python([item.strip() for item in value.split(",")]))
+    reasons = []
+    for attempt in attempts:
+        try:
+            return attempt()
+        except ValidationError as exc:
+            error = exc.errors(include_url=False)[0]
+            where = ".".join(str(part) for part in error["loc"])
+            reasons.append(f"{'item ' + where + ': ' if where else ''}{error['msg']}")
+    # a container's last attempt says what was wrong inside it; a scalar's first attempt, what the text is not
+    example = '{"a": 1}' if typing.get_origin(annotation) is dict else "[1, 2]"
+    reason, hint = (reasons[-1], f"; write it as JSON, e.g. {example}") if container else (reasons[0], "")
+    raise UserError(f"Parameter {key}={value!r}: expected {expected} ({reason}{hint}).")
 
 
 def parse_params(params_cls: type, raw: dict[str, str]) -> Any:
-    """Typed hyperparameters from ``key=value`` strings; unknown keys list the known ones."""
+    """Typed hyperparameters from ``key=value`` strings, each converted by its field's annotation
+    (see :func:`_convert`) or refused naming the parameter, the value and the type; unknown keys
+    list the known ones."""
     fields = {f.name: f for f in dataclasses.fields(params_cls)}
     hints = typing.get_type_hints(params_cls)
     values = {}

@@ -4,10 +4,25 @@
 per-example scores every aggregate metric is computed from. Files are written atomically
 (temporary file in the same folder, fsync, rename), so an interrupted run never leaves a
 half-written record.
+
+The record is a pydantic model (:class:`RunRecord`) whose JSON Schema ships with the package
+(``unlearnbench/schema/record.schema.json``; regenerate it with
+``python -m unlearnbench.records --schema --write``). Its sections (task, method, model,
+provenance) are typed models that keep the extra keys records carry, and read and write like
+the dicts they were (``record.task["name"]``, ``record.method["info"] = ...``). A section
+writes only the keys it was given, so ``to_json()`` is exactly the file a run writes.
+
+Schema versions: :data:`SCHEMA_VERSION` is the version new records carry. It changes when a
+field changes meaning or a field that readers rely on goes away, not when an optional field
+is added (``provenance.distribution`` came without a bump: a reader of version 1 that does
+not know it still reads the record correctly). Every version in
+:data:`READABLE_SCHEMA_VERSIONS` reads and validates; a bump adds the new one to that set,
+so the records already on disk stay readable.
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 import json
@@ -15,42 +30,223 @@ import math
 import os
 import platform
 import subprocess
+import sys
 import tempfile
-from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema, model_serializer
+from pydantic_core import PydanticCustomError
 
 SCHEMA_VERSION = 1
+READABLE_SCHEMA_VERSIONS = frozenset({1})
 RECORD_FILE = "record.json"
 PER_EXAMPLE_FILE = "per_example.json"
+SCHEMA_FILE = Path(__file__).resolve().parent / "schema" / "record.schema.json"
+DISTRIBUTION = "unlearnbench"
 
 
-@dataclass
-class RunRecord:
-    """What a run produced; see DESIGN.md (RunRecord)."""
+# ------------------------------------------------------------------------------- types
+
+
+def _number(value: Any) -> int | float | None:
+    """A metric value: an int or a float (NaN and infinities included: they are written as
+    null), or None. numpy and torch scalars become Python numbers; nothing else is accepted
+    (a string is not a number, and neither is a bool)."""
+    if value is not None and not isinstance(value, (int, float, str, bytes)) and callable(getattr(value, "item", None)):
+        try:
+            value = value.item()
+        except (TypeError, ValueError):  # an array of more than one element
+            pass
+    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+        return value
+    raise PydanticCustomError("number_type", "should be a number or null, not {kind}", {"kind": type(value).__name__})
+
+
+def _model_source(value: Any) -> str | None:
+    """A model source is text (hub:<id>, a folder, recipe:<name>); a folder given as a Path is
+    written as its text."""
+    value = os.fspath(value) if isinstance(value, os.PathLike) else value
+    if value is None or isinstance(value, str):
+        return value
+    raise PydanticCustomError("string_type", "should be a str, not {kind}", {"kind": type(value).__name__})
+
+
+Number = Annotated[Optional[float], PlainValidator(_number), WithJsonSchema({"type": ["number", "null"]})]
+Source = Annotated[Optional[str], PlainValidator(_model_source), WithJsonSchema({"type": ["string", "null"]})]
+Status = Literal["running", "succeeded", "failed", "interrupted"]
+
+
+class Section(BaseModel):
+    """A part of the record: typed fields, any extra keys, and the dict interface records had.
+
+    Only the keys given (at construction or later) are written, in the declared order of the
+    fields and then the extra keys in the order they came; an unset field reads as missing
+    (``"suite" in record.task`` is false until the runner sets it)."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
+    def _given(self) -> list[str]:
+        set_fields = [name for name in type(self).model_fields if name in self.model_fields_set]
+        return set_fields + list(self.__pydantic_extra__ or {})
+
+    @model_serializer(mode="wrap")
+    def _only_given(self, handler):
+        data = handler(self)
+        return {key: data[key] for key in self._given() if key in data}
+
+    def _value(self, key: str) -> Any:
+        extra = self.__pydantic_extra__ or {}
+        return extra[key] if key in extra else getattr(self, key)  # an extra key may be called "items"
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._given():
+            raise KeyError(key)
+        return self._value(key)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        setattr(self, key, value)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._given()
+
+    def __iter__(self):  # a mapping's keys, as the dicts these sections were (dict(section) works)
+        return iter(self._given())
+
+    def __len__(self) -> int:
+        return len(self._given())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, dict):
+            return self.model_dump() == other
+        return super().__eq__(other)
+
+    __hash__ = None  # mutable, like the dicts these sections were
+
+    def __repr_args__(self):
+        return [(key, self._value(key)) for key in self._given()]
+
+    def keys(self):
+        return self._given()
+
+    def items(self):
+        return [(key, self._value(key)) for key in self._given()]
+
+    def values(self):
+        return [self._value(key) for key in self._given()]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._value(key) if key in self._given() else default
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        if key not in self._given():
+            setattr(self, key, default)
+        return self._value(key)
+
+
+class TaskInfo(Section):
+    """What was forgotten: the registered task, its version, and the fingerprint of its
+    resolved spec and data (see CONTRIBUTING.md, "Add a task")."""
+
+    name: str
+    version: Optional[str] = None
+    fingerprint: Optional[str] = None
+    options: dict[str, Any] = Field(default_factory=dict, description="The options the task was built with.")
+    suite: Optional[str] = Field(default=None, description="The suite that scored it (tofu, muse, classifier, ...).")
+
+
+class MethodInfo(Section):
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict, description="The resolved hyperparameters.")
+    info: dict[str, Any] = Field(default_factory=dict, description="What the method reported (ctx.info).")
+
+
+class ModelInfo(Section):
+    """Where the target and the oracle came from (hub:<id>, a folder, recipe:<name>) and the
+    fingerprints of their weights."""
+
+    target: Source = None
+    oracle: Source = None
+    target_fingerprint: Optional[str] = None
+    oracle_fingerprint: Optional[str] = None
+
+
+class Distribution(Section):
+    """The installed unlearnbench that made the run, when it did not run from a git checkout.
+
+    ``files_sha256`` is the sha256 of the sorted ``path<TAB>hash`` lines of the package files
+    that the distribution's RECORD lists (bytecode in ``__pycache__`` left out: it is derived
+    from the sources and differs between installs), so two installs of one wheel agree.
+    ``modified`` says whether any of those files differed from its RECORD hash, was missing,
+    or was added to the installed package; ``modified_files`` names them."""
+
+    name: str
+    version: str
+    files_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    modified: Optional[bool] = None
+    modified_files: list[str] = Field(default_factory=list)
+
+
+class Provenance(Section):
+    """What made the run: package versions, the harness (a git revision, or an installed
+    distribution and its file hashes), the machine, and when."""
+
+    packages: dict[str, Optional[str]] = Field(default_factory=dict)
+    python: Optional[str] = None
+    platform: Optional[str] = None
+    git_sha: Optional[str] = None
+    git_dirty: Optional[bool] = None
+    distribution: Optional[Distribution] = None
+    config_hash: Optional[str] = None
+    device: Optional[str] = None
+    date: Optional[str] = None
+
+
+class RunRecord(BaseModel):
+    """What a run produced (the record's JSON Schema: unlearnbench/schema/record.schema.json). ``to_json()`` is the file a run writes."""
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
 
     run_id: str
-    status: str  # "running" | "succeeded" | "failed" | "interrupted"
-    task: dict[str, Any]  # name, version, fingerprint
-    method: dict[str, Any]  # name, params
-    model: dict[str, Any]  # target / oracle sources
+    status: Status
+    task: TaskInfo
+    method: MethodInfo
+    model: ModelInfo
     seed: int
-    metrics: dict[str, float] = field(default_factory=dict)
-    ci: dict[str, list[float]] = field(default_factory=dict)
-    reference: dict[str, dict[str, float]] = field(default_factory=dict)  # "original", "oracle"
-    timing: dict[str, float] = field(default_factory=dict)
-    provenance: dict[str, Any] = field(default_factory=dict)
-    error: str | None = None
-    mode: str = "standard"  # "scalability" | "sustainability": one entry per step in ``steps``
-    steps: list[dict[str, Any]] = field(default_factory=list)
-    lenses: list[str] = field(default_factory=list)  # the lenses this run measured (others were left out)
-    schema_version: int = SCHEMA_VERSION
+    metrics: dict[str, Number] = Field(default_factory=dict)
+    ci: dict[str, list[Number]] = Field(default_factory=dict, description="95% confidence interval [low, high] per metric.")
+    reference: dict[str, dict[str, Number]] = Field(
+        default_factory=dict, description='The same metrics for the "original" target and the "oracle".')
+    timing: dict[str, Number] = Field(default_factory=dict, description="Seconds per stage.")
+    provenance: Provenance = Field(default_factory=Provenance)
+    error: Optional[str] = None
+    mode: str = Field(default="standard", description='"standard", or "scalability" / "sustainability" with one entry per step in steps.')
+    steps: list[dict[str, Any]] = Field(default_factory=list)
+    lenses: list[str] = Field(default_factory=list, description="The lenses this run measured (others were left out).")
+    schema_version: Literal[1] = SCHEMA_VERSION  # every version in READABLE_SCHEMA_VERSIONS
 
     def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = self.model_dump(mode="python")
         return {"schema_version": data.pop("schema_version"), **data}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunRecord:
+        """A record read back (any readable schema version); raises pydantic's ValidationError."""
+        return cls.model_validate(data)
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of record.json, as shipped in unlearnbench/schema/record.schema.json."""
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **RunRecord.model_json_schema()}
+
+
+def json_schema_text() -> str:
+    return json.dumps(json_schema(), indent=2) + "\n"
+
+
+# ------------------------------------------------------------------------------- files
 
 
 def _json_safe(value: Any) -> Any:
@@ -61,6 +257,10 @@ def _json_safe(value: Any) -> Any:
         return {str(k): _json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_json_safe(v) for v in value]
+    if isinstance(value, RunRecord):
+        return _json_safe(value.to_json())
+    if isinstance(value, BaseModel):
+        return _json_safe(value.model_dump(mode="python"))
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return _json_safe(dataclasses.asdict(value))
     if isinstance(value, Path):
@@ -115,6 +315,9 @@ def make_run_id(config: dict[str, Any]) -> str:
     return f"{task}__{config['method']}__s{config['seed']}__{config_hash(config)[:10]}"
 
 
+# -------------------------------------------------------------------------- provenance
+
+
 def _git_state() -> dict[str, Any]:
     root = Path(__file__).resolve().parent.parent
     try:
@@ -130,6 +333,73 @@ def _git_state() -> dict[str, Any]:
         return {"git_sha": sha.stdout.strip(), "git_dirty": bool(status.stdout.strip())}
     except (OSError, subprocess.SubprocessError):
         return {"git_sha": None, "git_dirty": None}
+
+
+def installed_distribution() -> metadata.Distribution | None:
+    """The installed distribution whose RECORD lists this very file with its hash, or None when
+    unlearnbench runs from a checkout: an editable install's RECORD lists only its finder, and
+    the ``unlearnbench.egg-info`` a build leaves in a checkout lists sources without hashes."""
+    here = Path(__file__).resolve()
+    for dist in metadata.distributions(name=DISTRIBUTION):
+        if dist.read_text("RECORD") is None:
+            continue
+        for file in dist.files or ():
+            if (file.as_posix() == "unlearnbench/records.py" and file.hash is not None
+                    and Path(dist.locate_file(file)).resolve() == here):
+                return dist
+    return None
+
+
+def _package_file(path: str) -> bool:
+    parts = path.split("/")
+    return parts[0] == "unlearnbench" and "__pycache__" not in parts and not path.endswith((".pyc", ".pyo"))
+
+
+def _file_hash(path: Path, mode: str) -> str | None:
+    try:
+        digest = hashlib.new(mode, path.read_bytes()).digest()
+    except (OSError, ValueError):
+        return None
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def distribution_state(dist: metadata.Distribution) -> dict[str, Any]:
+    """Name, version and the hash of the package files of an installed distribution, each
+    file checked against its RECORD hash (see :class:`Distribution`)."""
+    pairs, modified, listed = [], [], set()
+    for file in dist.files or ():
+        path = file.as_posix()
+        if not _package_file(path):
+            continue
+        listed.add(path)
+        if file.hash is None:
+            modified.append(path)  # a package file without a hash cannot be vouched for
+            continue
+        pairs.append(f"{path}\t{file.hash.mode}={file.hash.value}\n")
+        if _file_hash(Path(dist.locate_file(file)), file.hash.mode) != file.hash.value:
+            modified.append(path)
+    package = Path(dist.locate_file("unlearnbench"))
+    site = package.parent
+    if package.is_dir():
+        for path in package.rglob("*"):  # a module dropped into the package changes what runs
+            relative = path.relative_to(site).as_posix()
+            if path.is_file() and _package_file(relative) and relative not in listed:
+                modified.append(relative)
+    return {
+        "name": dist.metadata["Name"],
+        "version": dist.version,
+        "files_sha256": hashlib.sha256("".join(sorted(pairs)).encode()).hexdigest(),
+        "modified": bool(modified),
+        "modified_files": sorted(modified),
+    }
+
+
+def harness_state() -> dict[str, Any]:
+    """How the board names the harness: the installed distribution and its file hashes when
+    unlearnbench runs from one (site-packages), else the git revision and whether the tree had
+    uncommitted changes."""
+    dist = installed_distribution()
+    return {"distribution": distribution_state(dist)} if dist is not None else _git_state()
 
 
 PROVENANCE_PACKAGES = (
@@ -149,8 +419,37 @@ def provenance(config: dict[str, Any], device: str) -> dict[str, Any]:
         "packages": versions,
         "python": platform.python_version(),
         "platform": platform.platform(),
-        **_git_state(),
+        **harness_state(),
         "config_hash": config_hash(config),
         "device": device,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def _main(argv: list[str]) -> int:
+    if argv[:1] != ["--schema"] or argv[1:] not in ([], ["--write"]):
+        print("usage: python -m unlearnbench.records --schema [--write]\n"
+              f"  prints the RunRecord JSON Schema; --write stores it in {SCHEMA_FILE}", file=sys.stderr)
+        return 2
+    text = json_schema_text()
+    if argv[1:] == ["--write"]:
+        SCHEMA_FILE.parent.mkdir(parents=True, exist_ok=True)
+        SCHEMA_FILE.write_text(text)
+        print(f"wrote {SCHEMA_FILE}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main(sys.argv[1:]))
+
+
+def harness_dirty(record: dict) -> bool:
+    """Whether the harness that made a run was not exactly a committed revision or an
+    unmodified installed distribution (unknown counts as dirty)."""
+    prov = record.get("provenance", {})
+    dist = prov.get("distribution")
+    if isinstance(dist, dict):
+        return dist.get("modified") is not False
+    return prov.get("git_dirty") is not False

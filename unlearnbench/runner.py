@@ -1,25 +1,34 @@
-"""The runner: the only place that wires a task, a method and a metric suite together.
+"""The runner: the only place that wires a task, a method, a suite and lenses together. One
+path for every task kind; whatever is kind-specific it asks the task's family
+(:mod:`unlearnbench.family`).
 
-task ──► target ──► method.unlearn ──► unlearned ──► suite statistics ──► RunRecord
-  └────► oracle ─────────────────────────────────────► (reference statistics, cached)
+::
 
-A record with status ``running`` is written before any work starts and rewritten at the end
-with ``succeeded``, ``failed`` (diverged training, with the reason) or ``interrupted``, so a
-run that stops half-way still leaves a truthful record.
+    RunSpec ──► plan(): task, family, method, params, lenses, mode, options, metrics ── no model loaded
+    task ──► family.load_models ──► target, oracle ──► references (suite and lens scores, cached)
+                                      └──► family.unlearn(method) ──► unlearned ──► suite.score, lens.per_example
+                                                                                  └──► RunRecord
+
+Bad input fails in :func:`plan`, before any data or model is loaded, and leaves nothing
+behind; so does bad data or a missing model folder found while the task and its models load.
+A record with status ``running`` is written before that, and rewritten at the end with ``succeeded``, ``failed`` (with the reason) or
+``interrupted``, so a run that stops half-way still leaves a truthful record. What a method
+says through ``ctx.log`` goes to ``run.log`` beside the record (and to stderr unless quiet);
+what it reports in ``ctx.info`` lands in the record's ``method.info``.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from unlearnbench import registry
 from unlearnbench.cache import cache_root, fingerprint
 from unlearnbench.errors import TrainingDivergedError, UnknownNameError, UserError
-from unlearnbench.method import RunContext, UnlearnData, parse_params
 from unlearnbench.records import RunRecord, make_run_id, provenance, save_record, write_json_atomic
 
 DEFAULT_TASK = "tofu-synth/forget10"
@@ -31,19 +40,7 @@ MODES = {
 }
 MODE_STEPS = {"scalability": "scal", "sustainability": "sust"}
 N_STEPS = 4
-# The lenses a run can measure. behavior, privacy and utility come from the task's suite
-# (one scoring pass); parametric and robustness need the models themselves (see
-# unlearnbench.suites.LENSES) and are off by default because they cost more.
-LENSES = {
-    "behavior": "what the model says: the suite's forget metrics",
-    "privacy": "membership inference on forget vs holdout (six attacks)",
-    "utility": "what the model still knows outside the forget set",
-    "parametric": "concept vectors and linear probes: is the knowledge still in the weights?",
-    "robustness": "relearning and quantization attacks: does the knowledge come back?",
-    "privacy-strong": "classifiers: N retrained vs N unlearned models, the NeurIPS 2023 challenge's forgetting score",
-}
-DEFAULT_LENSES = ("behavior", "privacy", "utility")
-SUITE_LENSES = ("behavior", "privacy", "utility")  # computed by the task's suite in one scoring pass
+LOG_FILE = "run.log"
 
 
 @dataclass(frozen=True)
@@ -59,11 +56,10 @@ class RunSpec:
     out: Path = Path("runs")
     metrics: tuple[str, ...] = ()  # report only these registered metrics (empty: all)
     quiet: bool = False
-    strong_privacy_models: int = 32  # N retrained and N unlearned models of --lens privacy-strong
-    mia_feature: str = "confidence"  # classifiers: the MIA-Efficacy attacker's feature
     mode: str = "standard"  # see MODES
-    lenses: tuple[str, ...] = DEFAULT_LENSES  # see LENSES
-    task_options: dict[str, Any] = field(default_factory=dict)  # for tests and library users
+    lenses: tuple[str, ...] | None = None  # None: the default lenses; "+name" adds to them
+    options: dict[str, Any] = field(default_factory=dict)  # the family's and the lenses' declared options
+    task_options: dict[str, Any] = field(default_factory=dict)  # passed to the task factory as they are (library use)
 
 
 @dataclass
@@ -72,403 +68,455 @@ class RunResult:
     run_dir: Path
     rows: list  # suite MetricRow objects, in display order
     token_counts: dict[str, Any] = field(default_factory=dict)
+    left_out: tuple[str, ...] = ()  # lenses that apply to the task but were not measured
 
 
+@dataclass
+class Plan:
+    """A validated RunSpec: everything is known to exist and fit before any model loads."""
+
+    spec: RunSpec
+    family: Any
+    suite: Any
+    method: Any
+    params: Any
+    lenses: tuple[str, ...]  # in canonical order
+    model_lenses: dict[str, Any]  # name -> Lens, the ones that need the models
+    applicable: tuple[str, ...]  # every lens that applies to the task, in display order
+    options: dict[str, Any]  # run options (family and lenses), converted, defaults filled in
+    task_options: dict[str, Any]  # what the task factory gets
+    config: dict[str, Any]  # what defines the run (its id)
+
+    @property
+    def suite_lenses(self) -> frozenset[str]:
+        return frozenset(n for n in self.lenses if n in self.suite.lenses())
+
+
+# ------------------------------------------------------------------------------ planning
+def plan(spec: RunSpec) -> Plan:
+    """Validate the whole spec (task, method, params, lenses, mode, options, metrics) without
+    loading data or models; raises :class:`UserError` naming what to change."""
+    from unlearnbench.method import parse_params
+
+    entry, family, suite = _task_parts(spec.task)
+    method = registry.method(spec.method, family.kind).obj()
+    params = parse_params(method.params_class(family.kind), spec.params)
+    if spec.mode not in MODES:
+        raise UnknownNameError("mode", spec.mode, MODES)
+    if spec.mode != "standard" and spec.mode not in task_modes(entry):
+        having = [n for n, e in registry.entries("task").items() if spec.mode in task_modes(e)]
+        raise UserError(f"--mode {spec.mode} needs the task's {MODE_STEPS[spec.mode]}/forget_1..{N_STEPS} splits, "
+                        f"and {spec.task!r} has none. Tasks that have them: {', '.join(having) or 'none'}.")
+    lenses, model_lenses, applicable = _check_lenses(spec.lenses, family, suite)
+    if spec.metrics:
+        known = registry.entries("metric")
+        for name in spec.metrics:
+            if name not in known:
+                raise UnknownNameError("metric", name, known)
+    options, task_options = _check_options(spec, family, model_lenses.values())
+    config = {"task": spec.task, "method": spec.method, "params": asdict(params), "seed": spec.seed,
+              "model": spec.model, "oracle": spec.oracle, "data_dir": spec.data_dir, "task_options": task_options}
+    if spec.mode != "standard":  # standard runs keep the ids they always had
+        config["mode"] = spec.mode
+    from unlearnbench.lenses import default_lenses
+
+    if lenses != default_lenses():
+        config["lenses"] = list(lenses)
+    for option in _declared(family, model_lenses.values()):
+        if option.in_run_id and options.get(option.name) != option.default:
+            config[option.name] = options[option.name]
+    return Plan(spec, family, suite, method, params, lenses, model_lenses, applicable, options, task_options, config)
+
+
+def _task_parts(name: str):
+    """The task's registry entry, its family and its suite (instances)."""
+    from unlearnbench.family import get_family
+    from unlearnbench.suites import get_suite
+
+    entry = registry.get("task", name)
+    return entry, get_family(entry.info.get("kind", "language_model")), get_suite(entry.info["suite"])
+
+
+def task_modes(entry) -> tuple[str, ...]:
+    """The evaluation modes beyond ``standard`` that a registered task declares."""
+    return tuple(m.strip() for m in str(entry.info.get("modes", "")).split(",") if m.strip() not in ("", "-"))
+
+
+def _canonical(names) -> tuple[str, ...]:
+    """Default lenses first, then the others, each in display order (the record's order)."""
+    from unlearnbench.lenses import all_lenses
+
+    known = all_lenses()
+    return tuple(sorted(dict.fromkeys(names), key=lambda n: (not known[n].default, known[n].order, n)))
+
+
+def resolve_lenses(requested) -> tuple[str, ...]:
+    """``--lens`` as given: names replace the defaults, ``+name`` adds to them, ``-name``
+    leaves one out; unknown names fail with the known ones."""
+    from unlearnbench.lenses import all_lenses, default_lenses
+
+    known = all_lenses()
+    if requested is None:
+        return _canonical(default_lenses())
+    names = [n.strip() for n in requested if n.strip()]
+    if not names:
+        raise UserError(f"--lens needs at least one lens (known: {', '.join(known)}).")
+    relative = [n for n in names if n[0] in "+-"]
+    chosen = list(default_lenses()) if len(relative) == len(names) else []
+    for name in names:
+        bare = name.lstrip("+-")
+        if bare not in known:
+            raise UnknownNameError("lens", bare, known)
+        if name.startswith("-"):
+            chosen = [n for n in chosen if n != bare]
+        elif bare not in chosen:
+            chosen.append(bare)
+    if not chosen:
+        raise UserError(f"--lens {','.join(names)} leaves no lens to measure.")
+    return _canonical(chosen)
+
+
+def _check_lenses(requested, family, suite) -> tuple[tuple[str, ...], dict, tuple[str, ...]]:
+    from unlearnbench.lenses import all_lenses
+
+    known = all_lenses()
+    lenses = resolve_lenses(requested)
+    on_suite = set(suite.lenses())
+    fitting = [n for n, lens in known.items() if n in on_suite or (lens.model_lens and family.kind in (lens.kinds or (family.kind,)))]
+    # a default lens the task's suite does not measure is left out; a lens asked for by name must fit
+    named = {n.strip().lstrip("+") for n in requested or () if not n.strip().startswith("-")}
+    wrong = [n for n in lenses if n not in fitting and n in named]
+    lenses = tuple(n for n in lenses if n in fitting)
+    if wrong:
+        kinds = {n: known[n].kinds for n in wrong if known[n].kinds}
+        where = "; ".join(f"{n} is for {', '.join(k.replace('_', '-') for k in ks)} tasks" for n, ks in kinds.items())
+        raise UserError(f"The {' and '.join(wrong)} lens(es) do not apply to {family.kind.replace('_', '-')} tasks"
+                        f"{' (' + where + ')' if where else ''}; they have {', '.join(fitting)}.")
+    model_lenses = {n: known[n] for n in lenses if known[n].model_lens and n not in on_suite}
+    return lenses, model_lenses, tuple(fitting)
+
+
+def _declared(family, lenses) -> list:
+    return list(family.options) + [o for lens in lenses for o in lens.options]
+
+
+def _check_options(spec: RunSpec, family, lenses) -> tuple[dict, dict]:
+    """Declared options: each must belong to this task's family (or a lens it measures) and
+    to this task; returns (run options with defaults, task options for the factory)."""
+    from unlearnbench.lenses import all_lenses
+
+    declared = {o.name: o for o in _declared(family, lenses)}
+    options: dict[str, Any] = {o.name: o.default for o in declared.values() if not o.task}
+    task_options = dict(spec.task_options)  # the factory's own keywords, as they are (library use, re-created tasks)
+    for name, value in spec.options.items():
+        if value is None:
+            continue
+        option = declared.get(name)
+        if option is None:
+            elsewhere = _owners(name, all_lenses().values())
+            flag = "--" + name.replace("_", "-")
+            raise UserError(f"{flag} is not an option of {spec.task!r} ({family.kind.replace('_', '-')} task"
+                            f"{' with the lenses asked for' if lenses else ''}); "
+                            + (f"it is for {elsewhere}." if elsewhere else f"known options: "
+                               f"{', '.join(o.flag for o in declared.values()) or 'none'}."))
+        if option.tasks and spec.task not in option.tasks:
+            raise UserError(f"{option.flag} is for the {', '.join(option.tasks)} task; {spec.task!r} brings its own data.")
+        value = option.convert(value)
+        if option.task:
+            task_options[name] = value
+        else:
+            options[name] = value
+    return options, task_options
+
+
+def _owners(name: str, lenses) -> str:
+    """Which task kinds or lenses declare option ``name`` (for an error message)."""
+    kinds = sorted(e.name.replace("_", "-") + (f" ({', '.join(o.tasks)})" if o.tasks else "")
+                   for e in registry.entries("family").values() for o in e.obj.options if o.name == name)
+    owners = [" and ".join(kinds) + " tasks"] if kinds else []
+    owners += [f"the {lens.name} lens" for lens in lenses for o in lens.options if o.name == name]
+    return " and ".join(owners)
+
+
+# ------------------------------------------------------------------------------- running
 def load_task(spec: RunSpec):
-    entry = registry.get("task", spec.task)
-    task = entry.obj(data_dir=spec.data_dir, model=spec.model, oracle=spec.oracle, quiet=spec.quiet, **spec.task_options)
-    source = spec.task_options.get("concepts")
-    if source:  # a ConceptVectors file names the concept vectors of a real model
-        if task.kind != "language_model":
-            raise UserError("--concepts (a ConceptVectors file) is for language-model tasks.")
-        from unlearnbench.concepts import read_concept_vectors
-
-        task.concepts = read_concept_vectors(str(source))
-    return task
+    """The task of ``spec``, built by its family (data only: no model is loaded); the method,
+    lenses and mode of ``spec`` are not looked at."""
+    entry, family, _ = _task_parts(spec.task)
+    _, task_options = _check_options(spec, family, [])
+    return _build_task(spec, family, task_options)
 
 
-def _reference_stats(suite, task, which: str, loaded, device, quiet: bool, counters: dict, privacy: bool = True) -> dict:
-    """Per-example scores of the original target or the oracle, cached on disk by fingerprint."""
-    from unlearnbench.scoring import ScoringEngine
-    from unlearnbench.suites import SUITE_VERSION
-
-    key = {"task": task.fingerprint, "model": loaded.fingerprint, "suite": task.suite, "suite_version": SUITE_VERSION}
-    if not privacy:  # runs with the privacy lens keep the keys they always had
-        key["privacy"] = False
-    path = cache_root() / "scores" / f"{fingerprint(key)}.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    engine = ScoringEngine(loaded.model, loaded.tokenizer, task.prompt_format, device, quiet=quiet, label=which)
-    per_example = suite["per_example"](suite["statistics"](engine, task.splits, privacy=privacy))
-    counters[which] = _counts(engine)
-    write_json_atomic(path, per_example)
-    return per_example
+def _build_task(spec: RunSpec, family, task_options: dict):
+    return family.load_task(registry.get("task", spec.task).obj, data_dir=spec.data_dir, model=spec.model,
+                            oracle=spec.oracle, quiet=spec.quiet, task_options=task_options)
 
 
-def _references(suite, task, target, oracle, device, quiet: bool, seed: int, counters: dict, privacy: bool = True):
-    """Per-example scores of the oracle and the original target, and their aggregate metrics."""
-    oracle_scores = _reference_stats(suite, task, "oracle", oracle, device, quiet, counters, privacy)
-    original_scores = _reference_stats(suite, task, "original", target, device, quiet, counters, privacy)
-    reference = {"original": suite["aggregate"](original_scores, oracle_scores, seed=seed)[0],
-                 "oracle": suite["aggregate"](oracle_scores, oracle_scores, seed=seed)[0]}
-    return oracle_scores, original_scores, reference
+class _Run:
+    """The state of one run between its steps: the record, timings, counters, log."""
+
+    def __init__(self, p: Plan, device):
+        self.p, self.spec, self.device = p, p.spec, device
+        self.t_start = time.perf_counter()
+        self.run_id = make_run_id(p.config)
+        self.dir = Path(self.spec.out) / self.run_id
+        self.timing: dict[str, float] = {}
+        self.counters: dict[str, Any] = {}
+        self.unlearning = False  # set once the method starts: a UserError after that fails the run
+        self.record = RunRecord(
+            run_id=self.run_id, status="running", task={"name": self.spec.task},
+            method={"name": self.spec.method, "params": p.config["params"]},
+            model={"target": self.spec.model, "oracle": self.spec.oracle}, seed=self.spec.seed,
+            provenance=provenance(p.config, str(device)), mode=self.spec.mode, lenses=list(p.lenses))
+
+    def log(self, message: str) -> None:
+        """A method's or the runner's message: into run.log, and to stderr unless quiet."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / LOG_FILE, "a", encoding="utf-8") as fh:
+            fh.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {message}\n")
+        if not self.spec.quiet:
+            print(message, file=sys.stderr, flush=True)
+
+    def stage(self, name: str):
+        return _Stage(self.timing, name)
+
+    def finish(self, status: str, error: str | None = None, per_example: dict | None = None) -> None:
+        self.record.status, self.record.error = status, error
+        self.record.timing = self.timing | {"total_s": time.perf_counter() - self.t_start}
+        save_record(self.dir, self.record, per_example)
 
 
-def _counts(engine) -> dict[str, Any]:
-    c = engine.counter
-    return {"forwarded": c.forwarded, "unique": c.unique, "by_kind": {k: list(v) for k, v in c.by_kind.items()}}
+class _Stage:
+    def __init__(self, timing: dict, name: str):
+        self.timing, self.name = timing, name
+
+    def __enter__(self):
+        self.t = time.perf_counter()
+
+    def __exit__(self, *exc):
+        self.timing[self.name] = self.timing.get(self.name, 0.0) + time.perf_counter() - self.t
+
+
+def run(spec: RunSpec) -> RunResult:
+    """Evaluate one (task, method, params, seed). Raises UserError for bad input (before any
+    model is loaded where the spec alone shows it); returns a result whose record says whether
+    the method succeeded."""
+    from unlearnbench.lm.modeling import resolve_device
+
+    p = plan(spec)
+    r = _Run(p, resolve_device(spec.device))
+    save_record(r.dir, r.record)
+    try:
+        with r.stage("prepare_task_s"):
+            task = _build_task(spec, p.family, p.task_options)
+            _check_task(p, task)
+        per_example, rows = _evaluate(p, r, task)
+        r.finish("succeeded", None, per_example)
+        return RunResult(r.record, r.dir, rows, r.counters, tuple(n for n in p.applicable if n not in p.lenses))
+    except TrainingDivergedError as exc:
+        r.finish("failed", str(exc))
+        return RunResult(r.record, r.dir, [], {})
+    except UserError as exc:
+        if not r.unlearning:  # bad input (data, model folders) found before the method ran: no record is left
+            (r.dir / "record.json").unlink(missing_ok=True)
+            _rmdir_if_empty(r.dir)
+            raise
+        r.finish("failed", str(exc))  # found during the work (e.g. a method that finds nothing to act on)
+        return RunResult(r.record, r.dir, [], {})
+    except KeyboardInterrupt:
+        r.finish("interrupted", "interrupted by the user (Ctrl-C)")
+        raise
+    except Exception as exc:
+        r.finish("failed", f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def _check_task(p: Plan, task) -> None:
+    """What needs the task's data: the model lenses' inputs and the family's method check."""
+    for name, lens in p.model_lenses.items():
+        why = lens.missing(task)
+        if why:
+            raise UserError(f"The {name} lens cannot measure this task: {why}. Run without it.")
+    p.family.check_task(task, p.method)
+
+
+def _evaluate(p: Plan, r: _Run, task) -> tuple[dict, list]:
+    """Models, references, unlearning and every lens: (per-example scores, rows shown)."""
+    spec, family, suite = p.spec, p.family, p.suite
+    r.record.task = {"name": spec.task, "version": task.spec.version, "fingerprint": task.fingerprint,
+                     "options": task.spec.to_json()["options"], "suite": suite.name}
+    with r.stage("load_models_s"):
+        target, oracle = family.load_models(task)
+    r.record.model = {"target": target.source, "oracle": oracle.source,
+                      "target_fingerprint": target.fingerprint, "oracle_fingerprint": oracle.fingerprint}
+    scoring = _Scoring(p, task, target, r.device, r.counters)
+    with r.stage("reference_scores_s"):  # without a suite lens only the model lenses run
+        references, r.record.reference = (scoring.references(oracle) if p.suite_lenses else
+                                          ({"original": {}, "oracle": {}}, {"original": {}, "oracle": {}}))
+    if not p.model_lenses:
+        family.release(oracle.model)
+    model, data, per_example, metrics, ci, steps = _unlearn_steps(p, r, task, target, scoring, references)
+
+    rows = [row for row in suite.rows() if row.lens in p.lenses]
+    keep = {row.name for row in rows}
+    metrics, ci = {k: v for k, v in metrics.items() if k in keep}, {k: v for k, v in ci.items() if k in keep}
+    for which in r.record.reference:
+        r.record.reference[which] = {k: v for k, v in r.record.reference[which].items() if k in keep}
+    lens_scores = _measure_lenses(p, r, task, target, oracle, model, data, metrics, ci, rows)
+    r.record.metrics, r.record.ci, rows = _select(metrics, ci, spec.metrics, rows)
+    per_example_all: dict[str, Any] = {"unlearned": per_example, "original": references["original"],
+                                       "oracle": references["oracle"]}
+    if steps:
+        per_example_all["steps"] = steps
+    if lens_scores:
+        per_example_all["lenses"] = lens_scores
+    return per_example_all, rows
+
+
+def _context(p: Plan, r: _Run, task, seed: int, quiet: bool):
+    from unlearnbench.method import RunContext
+
+    return RunContext(seed=seed, device=r.device, quiet=quiet, task_name=p.spec.task,
+                      recipe=getattr(task, "recipe", None), log=r.log)
+
+
+def _unlearn_steps(p: Plan, r: _Run, task, target, scoring, references):
+    """Apply the method once per step of the mode and score each result; returns (the last
+    model, its method data, per-example scores, metrics, CIs, each step's per-example scores)."""
+    spec = p.spec
+    ctx = _context(p, r, task, spec.seed, spec.quiet)
+    r.unlearning = True
+    model, steps, per_example, metrics, ci, data = None, [], {}, {}, {}, None
+    for step, forget_role in enumerate(forget_roles(spec.mode)):
+        data = p.family.method_data(task, forget_role, target)
+        start = target.model if model is None or spec.mode != "sustainability" else model
+        t = time.perf_counter()
+        model = p.family.unlearn(p.method, start, data, p.params, ctx)
+        unlearn_s = time.perf_counter() - t
+        r.timing["unlearn_s"] = r.timing.get("unlearn_s", 0.0) + unlearn_s
+        t = time.perf_counter()
+        if p.suite_lenses:
+            per_example = scoring.score(model, "unlearned" if spec.mode == "standard" else f"unlearned step {step + 1}",
+                                        rte_s=unlearn_s)
+            metrics, ci = p.suite.aggregate(per_example, references["oracle"], seed=spec.seed)
+        evaluate_s = time.perf_counter() - t
+        r.timing["evaluate_s"] = r.timing.get("evaluate_s", 0.0) + evaluate_s
+        if spec.mode != "standard":
+            steps.append(per_example)
+            r.record.steps.append({"step": step + 1, "forget": forget_role, "n_forget": len(task.splits[forget_role]),
+                                   "metrics": metrics, "ci": ci, "unlearn_s": unlearn_s, "evaluate_s": evaluate_s})
+            save_record(r.dir, r.record)  # a run stopped half-way keeps the steps it finished
+    if ctx.info:
+        r.record.method["info"] = ctx.info
+    return model, data, per_example, metrics, ci, steps
+
+
+def _measure_lenses(p: Plan, r: _Run, task, target, oracle, model, data, metrics: dict, ci: dict, rows: list) -> dict:
+    """Run the model lenses; their metrics, reference rows and rows join the run's. Returns
+    their per-example scores by lens."""
+    from unlearnbench.progress import progress_bar
+
+    spec, family = p.spec, p.family
+    if not p.model_lenses:
+        return {}
+
+    def unlearn_again(model_, seed: int):  # lenses that run the method again (quiet, own seed)
+        return family.unlearn(p.method, model_, data, p.params, _context(p, r, task, seed, True))
+
+    # one progress line per lens and model, not one per inner pass (quiet inner engines)
+    ctx = family.lens_context(task, target, r.device, quiet=spec.quiet, seed=spec.seed, options=p.options,
+                              unlearn=unlearn_again)
+    scores: dict[str, dict] = {}
+    for name, lens in p.model_lenses.items():
+        with r.stage(f"{name.replace('-', '_')}_s"), \
+                progress_bar(f"{name} lens", total=3 if lens.references else 1, quiet=spec.quiet) as advance:
+            scores[name] = _lens_scores(lens, ctx, task, target, oracle, model, spec.seed, advance)
+            m, c = lens.aggregate(scores[name]["unlearned"], scores[name])
+            metrics.update(m)
+            ci.update(c)
+            if lens.references:
+                for which in ("original", "oracle"):
+                    r.record.reference.setdefault(which, {}).update(lens.aggregate(scores[name][which], scores[name])[0])
+            rows += lens.rows()
+    return scores
+
+
+class _Scoring:
+    """Scores models of one task through its family's scorer and its suite; the references
+    (the original target and the oracle) are cached on disk by task, model, suite and what
+    else changes their scores."""
+
+    def __init__(self, p: Plan, task, target, device, counters: dict):
+        from unlearnbench.suites.base import ScoreContext
+
+        self.p, self.task, self.target, self.device, self.counters = p, task, target, device, counters
+        self.ctx = ScoreContext(task=task, lenses=p.suite_lenses, seed=p.spec.seed, device=device,
+                                original=target.model, options=p.options)
+
+    def score(self, model, label: str, rte_s: float | None = None) -> dict:
+        from dataclasses import replace
+
+        family = self.p.family
+        scorer = family.scorer(model, self.target, self.task, self.device, quiet=self.p.spec.quiet, label=label)
+        per_example = self.p.suite.score(scorer, replace(self.ctx, rte_s=rte_s))
+        counts = family.counts(scorer)
+        if counts is not None:
+            self.counters[label] = counts
+        return per_example
+
+    def reference(self, loaded, which: str) -> dict:
+        from unlearnbench.suites import SUITE_VERSION
+
+        key = {"task": self.task.fingerprint, "model": loaded.fingerprint, "suite": self.p.suite.name,
+               "suite_version": SUITE_VERSION, **self.p.suite.reference_key(self.ctx)}
+        path = cache_root() / "scores" / f"{fingerprint(key)}.json"
+        if path.exists():
+            return json.loads(path.read_text())
+        per_example = self.score(loaded.model, which)
+        write_json_atomic(path, per_example)
+        return per_example
+
+    def references(self, oracle) -> tuple[dict, dict]:
+        """(per-example scores, aggregate rows) of the oracle and the original target."""
+        scores = {which: self.reference(loaded, which) for which, loaded in (("oracle", oracle), ("original", self.target))}
+        rows = {which: self.p.suite.aggregate(scores[which], scores["oracle"], seed=self.p.spec.seed)[0]
+                for which in ("original", "oracle")}
+        return scores, rows
+
+
+def _lens_scores(lens, ctx, task, target, oracle, model, seed: int, advance=lambda n=1: None) -> dict:
+    """Per-example scores of one model lens for the unlearned model and (where the lens has
+    them) both references; the references are cached on disk by model, task, lens and seed."""
+    out = {}
+    if lens.references:
+        for which, loaded in (("original", target), ("oracle", oracle)):
+            key = fingerprint({"task": task.fingerprint, "model": loaded.fingerprint, "lens": lens.version,
+                               "rows": [row.name for row in lens.rows()], "which": which, "seed": seed,
+                               "original": target.fingerprint, **lens.reference_key(task)})
+            path = cache_root() / "lenses" / f"{key}.json"
+            if path.exists():
+                out[which] = json.loads(path.read_text())
+            else:
+                out[which] = lens.per_example(ctx, loaded.model, which)
+                write_json_atomic(path, out[which])
+            advance(1)
+    out["unlearned"] = lens.per_example(ctx, model, "unlearned")
+    advance(1)
+    return out
 
 
 def _select(metrics: dict, ci: dict, wanted: tuple[str, ...], rows) -> tuple[dict, dict, list]:
     if not wanted:
         return metrics, ci, rows
-    known = registry.entries("metric")
-    for name in wanted:
-        if name not in known:
-            raise UnknownNameError("metric", name, known)
     keep = {name for name in metrics for w in wanted if name == w or name.endswith("_" + w) or name.startswith(w + "_")}
     return ({k: v for k, v in metrics.items() if k in keep}, {k: v for k, v in ci.items() if k in keep},
-            [r for r in rows if r.name in keep])
+            [row for row in rows if row.name in keep])
 
 
-def run(spec: RunSpec) -> RunResult:
-    """Evaluate one (task, method, params, seed). Raises UserError for bad input before any
-    work; returns a result whose record says whether the method succeeded."""
-    from unlearnbench.lm import clone_model, resolve_device
-    from unlearnbench.suites import SUITES
-
-    t_start = time.perf_counter()
-    method_entry = registry.get("method", spec.method)
-    method = method_entry.obj()
-    kind = registry.get("task", spec.task).info.get("kind", "language_model")  # fail on an unknown task early
-    _check_kind(method, kind)
-    params = parse_params(method.params_class(kind), spec.params)
-    if kind != "regression" or spec.task != "tabular-regression":
-        extra = [f"--{k.replace('_', '-')}" for k in ("data_file", "target", "forget") if spec.task_options.get(k)]
-        if extra:
-            raise UserError(f"{', '.join(extra)} are for the tabular-regression task (your own table); "
-                            f"{spec.task!r} brings its own data.")
-    if kind == "language_model" and spec.task_options.get("forget_indices"):
-        raise UserError("--forget-indices is for classifier and regression tasks (digits/..., cifar10/..., diabetes/...); "
-                        f"{spec.task!r} defines its forget set by its split.")
-    if spec.metrics:
-        _select({}, {}, spec.metrics, [])
-    if spec.mode not in MODES:
-        raise UnknownNameError("mode", spec.mode, MODES)
-    lenses = check_lenses(spec.lenses)
-    device = resolve_device(spec.device)
-
-    params_json = _params_json(params)
-    config = {"task": spec.task, "method": spec.method, "params": params_json, "seed": spec.seed,
-              "model": spec.model, "oracle": spec.oracle, "data_dir": spec.data_dir, "task_options": spec.task_options}
-    if spec.mode != "standard":  # standard runs keep the ids they always had
-        config["mode"] = spec.mode
-    if tuple(lenses) != DEFAULT_LENSES:
-        config["lenses"] = list(lenses)
-    if spec.mia_feature != "confidence":
-        from unlearnbench.metrics.classifier import MIA_FEATURES
-
-        if kind != "classifier":
-            raise UserError("--mia-feature chooses the MIA-Efficacy attacker of classifier tasks.")
-        if spec.mia_feature not in MIA_FEATURES:
-            raise UnknownNameError("MIA feature", spec.mia_feature, MIA_FEATURES)
-        config["mia_feature"] = spec.mia_feature
-    run_id = make_run_id(config)
-    run_dir = Path(spec.out) / run_id
-    record = RunRecord(
-        run_id=run_id, status="running", task={"name": spec.task}, method={"name": spec.method, "params": params_json},
-        model={"target": spec.model, "oracle": spec.oracle}, seed=spec.seed, provenance=provenance(config, str(device)),
-        mode=spec.mode, lenses=list(lenses),
-    )
-    save_record(run_dir, record)
-    timing: dict[str, float] = {}
-
-    def finish(status: str, error: str) -> None:
-        record.status, record.error = status, error
-        record.timing = timing | {"total_s": time.perf_counter() - t_start}
-        save_record(run_dir, record)
-
-    try:
-        t = time.perf_counter()
-        task = load_task(spec)
-        if task.kind in ("classifier", "regression"):
-            timing["prepare_task_s"] = time.perf_counter() - t
-            return _run_array_task(spec, task, method, params, record, run_dir, timing, t_start, device, lenses)
-        suite = SUITES[task.suite]
-        record.task = {"name": spec.task, "version": task.spec.version, "fingerprint": task.fingerprint,
-                       "options": task.spec.to_json()["options"], "suite": task.suite}
-        timing["prepare_task_s"] = time.perf_counter() - t
-
-        t = time.perf_counter()
-        target = task.load_target()
-        oracle = task.load_oracle()
-        record.model = {"target": target.source, "oracle": oracle.source,
-                        "target_fingerprint": target.fingerprint, "oracle_fingerprint": oracle.fingerprint}
-        timing["load_models_s"] = time.perf_counter() - t
-
-        t = time.perf_counter()
-        counters: dict[str, Any] = {}
-        privacy = "privacy" in lenses
-        use_suite = bool(set(lenses) & set(SUITE_LENSES))  # else only the model lenses run
-        oracle_scores, original_scores, record.reference = (_references(
-            suite, task, target, oracle, device, spec.quiet, spec.seed, counters, privacy)
-            if use_suite else ({}, {}, {"original": {}, "oracle": {}}))
-        timing["reference_scores_s"] = time.perf_counter() - t
-        model_lenses = _model_lenses(task, lenses)
-        if not model_lenses:
-            del oracle
-
-        _check_mode(spec, task)
-        ctx = RunContext(seed=spec.seed, device=device, quiet=spec.quiet, task_name=spec.task, recipe=task.recipe)
-
-        def evaluate(model, label: str):
-            from unlearnbench.scoring import ScoringEngine
-
-            if not use_suite:
-                return {}, {}, {}
-            engine = ScoringEngine(model, target.tokenizer, task.prompt_format, device, quiet=spec.quiet, label=label)
-            per_example = suite["per_example"](suite["statistics"](engine, task.splits, privacy=privacy))
-            counters[label] = _counts(engine)
-            return per_example, *suite["aggregate"](per_example, oracle_scores, seed=spec.seed)
-
-        timing["unlearn_s"] = timing["evaluate_s"] = 0.0
-        model, steps_per_example = None, []
-        for step, forget_role in enumerate(_forget_roles(spec.mode)):
-            forget = task.splits[forget_role]
-            data = _unlearn_data(task, forget, target.tokenizer)
-            start = target.model if model is None or spec.mode != "sustainability" else model
-            t = time.perf_counter()
-            model = method.unlearn(clone_model(start), data, params, ctx)
-            unlearn_s = time.perf_counter() - t
-            t = time.perf_counter()
-            label = "unlearned" if spec.mode == "standard" else f"unlearned step {step + 1}"
-            per_example, metrics, ci = evaluate(model, label)
-            evaluate_s = time.perf_counter() - t
-            timing["unlearn_s"] += unlearn_s
-            timing["evaluate_s"] += evaluate_s
-            if spec.mode != "standard":
-                steps_per_example.append(per_example)
-                record.steps.append({"step": step + 1, "forget": forget_role, "n_forget": len(forget),
-                                     "metrics": metrics, "ci": ci, "unlearn_s": unlearn_s, "evaluate_s": evaluate_s})
-                save_record(run_dir, record)  # a run stopped half-way keeps the steps it finished
-
-        rows = [r for r in suite["rows"]() if r.lens in lenses]
-        keep = {r.name for r in rows}
-        metrics, ci = {k: v for k, v in metrics.items() if k in keep}, {k: v for k, v in ci.items() if k in keep}
-        for which in record.reference:
-            record.reference[which] = {k: v for k, v in record.reference[which].items() if k in keep}
-        lens_scores = {}
-        for name, lens in model_lenses.items():
-            t = time.perf_counter()
-            lens_scores[name] = _run_lens(lens, task, target, oracle, model, device, spec)
-            m, c = lens["aggregate"](lens_scores[name]["unlearned"], lens_scores[name])
-            metrics.update(m)
-            ci.update(c)
-            for which in ("original", "oracle"):
-                record.reference.setdefault(which, {}).update(
-                    lens["aggregate"](lens_scores[name][which], lens_scores[name])[0])
-            rows += lens["rows"]()
-            timing[f"{name}_s"] = time.perf_counter() - t
-        metrics, ci, rows = _select(metrics, ci, spec.metrics, rows)
-        record.metrics, record.ci, record.status = metrics, ci, "succeeded"
-        timing["total_s"] = time.perf_counter() - t_start
-        record.timing = timing
-        extra = {"steps": steps_per_example} if steps_per_example else {}
-        if lens_scores:
-            extra["lenses"] = lens_scores
-        save_record(run_dir, record, {"unlearned": per_example, "original": original_scores, "oracle": oracle_scores, **extra})
-        return RunResult(record, run_dir, rows, counters)
-    except TrainingDivergedError as exc:
-        finish("failed", str(exc))
-        return RunResult(record, run_dir, [], {})
-    except UserError:
-        # bad input found while loading: nothing ran, so no record is left behind
-        (run_dir / "record.json").unlink(missing_ok=True)
-        _rmdir_if_empty(run_dir)
-        raise
-    except KeyboardInterrupt:
-        finish("interrupted", "interrupted by the user (Ctrl-C)")
-        raise
-    except Exception as exc:
-        finish("failed", f"{type(exc).__name__}: {exc}")
-        raise
-
-
-def _check_kind(method, kind: str) -> None:
-    if kind in method.kinds:
-        return
-    fitting = [name for name, e in registry.entries("method").items() if kind in getattr(e.obj, "kinds", ())]
-    raise UserError(f"Method {method.name!r} does not apply to {kind.replace('_', '-')} tasks. "
-                    f"Methods that do: {', '.join(fitting)}.")
-
-
-def _array_data(task):
-    """What a classifier or regression method sees of the task."""
-    from unlearnbench.method import ClassifierData, RegressionData
-
-    f, r = task.forget_indices, task.retain_indices
-    if task.kind == "regression":
-        return RegressionData(x_forget=task.x_train[f], y_forget=task.y_train[f], x_retain=task.x_train[r],
-                              y_retain=task.y_train[r], model_config=task.model_config, train_config=task.train_config)
-    return ClassifierData(
-        x_forget=task.x_train[f], y_forget=task.y_train[f], x_retain=task.x_train[r], y_retain=task.y_train[r],
-        num_classes=task.num_classes, model_config=task.model_config, train_config=task.train_config,
-        x_train=task.x_train, y_train=task.y_train, forget_indices=f, forget_class=task.forget_class)
-
-
-def _run_array_task(spec: RunSpec, task, method, params, record, run_dir: Path, timing: dict, t_start: float,
-                    device, lenses) -> RunResult:
-    """Classifier and regression tasks: their suite (predictions on forget, retain and test),
-    and for classifiers the strong privacy tier if asked for."""
-    import copy
-
-    from unlearnbench.method import RunContext
-    from unlearnbench.suites import SUITES, strong_privacy
-
-    regression = task.kind == "regression"
-    allowed = ("behavior", "privacy", "utility") + (("robustness",) if regression else ("privacy-strong",))
-    unsupported = [name for name in lenses if name not in allowed]
-    if unsupported:
-        raise UserError(f"The {' and '.join(unsupported)} lens(es) do not apply to {task.kind} tasks; they have "
-                        f"{', '.join(allowed)}.")
-    suite = SUITES[task.suite]
-    record.task = {"name": spec.task, "version": task.spec.version, "fingerprint": task.fingerprint,
-                   "options": task.spec.to_json()["options"], "suite": task.suite}
-    t = time.perf_counter()
-    target, oracle = task.load_target(), task.load_oracle()
-    record.model = {"target": target.source, "oracle": oracle.source,
-                    "target_fingerprint": target.fingerprint, "oracle_fingerprint": oracle.fingerprint}
-    timing["load_models_s"] = time.perf_counter() - t
-
-    def statistics(model):
-        if regression:  # the anamnesis index (robustness) relearns towards the original's forget loss
-            return suite["statistics"](model, task, original=target.model, device=device, seed=spec.seed,
-                                       relearn="robustness" in lenses)
-        return suite["statistics"](model, task, device=device)
-
-    t = time.perf_counter()
-    features = {} if regression else {"mia_feature": spec.mia_feature}
-    scores = {which: suite["per_example"](statistics(m.model), **features)
-              for which, m in (("oracle", oracle), ("original", target))}
-    record.reference = {which: suite["aggregate"](scores[which], scores["oracle"], seed=spec.seed)[0]
-                        for which in ("original", "oracle")}
-    timing["reference_scores_s"] = time.perf_counter() - t
-
-    data = _array_data(task)
-    apply = method.unlearn_regressor if regression else method.unlearn_classifier
-
-    def unlearn(model, seed: int, quiet: bool = True):
-        ctx = RunContext(seed=seed, device=device, quiet=quiet, task_name=spec.task)
-        return apply(model.to(device), data, params, ctx), ctx
-
-    t = time.perf_counter()
-    model, ctx = unlearn(copy.deepcopy(target.model), spec.seed, spec.quiet)
-    timing["unlearn_s"] = rte = time.perf_counter() - t
-    if ctx.info:
-        record.method["info"] = ctx.info
-    t = time.perf_counter()
-    per_example = suite["per_example"](statistics(model), rte_s=rte, **features)
-    metrics, ci = suite["aggregate"](per_example, scores["oracle"], seed=spec.seed)
-    timing["evaluate_s"] = time.perf_counter() - t
-    rows = [r for r in suite["rows"]() if r.lens in lenses]
-    keep = {r.name for r in rows}
-    metrics = {k: v for k, v in metrics.items() if k in keep}
-    for which in record.reference:
-        record.reference[which] = {k: v for k, v in record.reference[which].items() if k in keep}
-    extra: dict[str, Any] = {}
-    if "privacy-strong" in lenses:
-        t = time.perf_counter()
-        n = spec.strong_privacy_models
-        retrained = strong_privacy.retrained_stats(task, n, device=device, quiet=spec.quiet)
-        unlearned = strong_privacy.unlearned_stats(task, target.model, lambda m, s: unlearn(m, s)[0], n,
-                                                   device=device, quiet=spec.quiet)
-        extra["lenses"] = {"privacy-strong": {"unlearned": strong_privacy.per_example(unlearned, retrained)}}
-        metrics.update(strong_privacy.aggregate(extra["lenses"]["privacy-strong"]["unlearned"])[0])
-        rows += strong_privacy.rows()
-        timing["privacy_strong_s"] = time.perf_counter() - t
-    metrics, ci, rows = _select(metrics, ci, spec.metrics, rows)
-    record.metrics, record.ci, record.status = metrics, ci, "succeeded"
-    timing["total_s"] = time.perf_counter() - t_start
-    record.timing = timing
-    save_record(run_dir, record, {"unlearned": per_example, "original": scores["original"], "oracle": scores["oracle"],
-                                  **extra})
-    return RunResult(record, run_dir, rows, {})
-
-
-def check_lenses(names) -> tuple[str, ...]:
-    """The requested lenses in canonical order; unknown names fail with the known ones."""
-    names = [n.strip() for n in names if n.strip()]
-    for name in names:
-        if name not in LENSES:
-            raise UnknownNameError("lens", name, LENSES)
-    if not names:
-        raise UserError(f"--lens needs at least one lens (known: {', '.join(LENSES)}).")
-    return tuple(n for n in LENSES if n in names)
-
-
-def _model_lenses(task, lenses) -> dict:
-    """The parametric / robustness lenses asked for that the task can feed."""
-    from unlearnbench.suites import LENSES as MODEL_LENSES
-
-    out = {}
-    for name in lenses:
-        if name == "privacy-strong":
-            raise UserError("The privacy-strong lens is for classifier tasks (N retrained vs N unlearned models); "
-                            "language-model tasks have the privacy lens.")
-        if name in ("parametric", "robustness"):
-            lens = MODEL_LENSES[name]
-            if not lens["available"](task):
-                raise UserError(f"The {name} lens needs data that task {task.spec.name!r} does not provide "
-                                f"(concepts, probe questions or a forget set of two rows or more); run without it.")
-            out[name] = lens
-    return out
-
-
-def _run_lens(lens, task, target, oracle, model, device, spec: RunSpec) -> dict:
-    """Per-example scores of one model lens for the unlearned model and both references;
-    the references are cached on disk by model, task, lens version and seed."""
-    ctx = lens["context"](task=task, tokenizer=target.tokenizer, device=device, original=target.model,
-                          quiet=spec.quiet, seed=spec.seed)
-    out = {}
-    for which, loaded in (("original", target), ("oracle", oracle)):
-        key = fingerprint({"task": task.fingerprint, "model": loaded.fingerprint, "lens": lens["version"],
-                           "rows": [r.name for r in lens["rows"]()], "which": which, "seed": spec.seed,
-                           "original": target.fingerprint, "concepts": task.concepts, "probes": task.probes})
-        path = cache_root() / "lenses" / f"{key}.json"
-        if path.exists():
-            out[which] = json.loads(path.read_text())
-        else:
-            out[which] = lens["per_example"](ctx, loaded.model, which)
-            write_json_atomic(path, out[which])
-    out["unlearned"] = lens["per_example"](ctx, model, "unlearned")
-    return out
-
-
-def _forget_roles(mode: str) -> list[str]:
+def forget_roles(mode: str) -> list[str]:
     if mode == "standard":
         return ["forget"]
     return [f"{MODE_STEPS[mode]}/forget_{k}" for k in range(1, N_STEPS + 1)]
-
-
-def _check_mode(spec: RunSpec, task) -> None:
-    if spec.mode == "standard" or spec.mode in task.modes:
-        return
-    having = [name for name, e in registry.entries("task").items() if spec.mode in str(e.info.get("modes", ""))]
-    raise UserError(
-        f"--mode {spec.mode} needs the task's {MODE_STEPS[spec.mode]}/forget_1..{N_STEPS} splits, and {spec.task!r} has none. "
-        f"Tasks that have them: {', '.join(having) or 'none'}."
-    )
-
-
-def _unlearn_data(task, forget, tokenizer) -> UnlearnData:
-    from unlearnbench.lm import chunk_text_rows
-
-    retain = task.splits["retain"]
-    if task.max_train_tokens:
-        forget = chunk_text_rows(tokenizer, forget, task.max_train_tokens)
-        retain = chunk_text_rows(tokenizer, retain, task.max_train_tokens)
-    return UnlearnData(forget=forget, retain=retain, tokenizer=tokenizer, prompt_format=task.prompt_format,
-                       concepts=task.concepts)
 
 
 def _rmdir_if_empty(path: Path) -> None:
@@ -478,28 +526,17 @@ def _rmdir_if_empty(path: Path) -> None:
         pass
 
 
-def _params_json(params) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return asdict(params)
-
-
 def prepare(task_name: str, *, data_dir: str | None = None, model: str | None = None, oracle: str | None = None,
-            device: str = "auto", quiet: bool = False, task_options: dict | None = None) -> dict[str, Any]:
+            device: str = "auto", quiet: bool = False, options: dict | None = None) -> dict[str, Any]:
     """Build and cache what a task needs: data, target, oracle and their reference scores."""
-    from unlearnbench.lm import resolve_device
-    from unlearnbench.suites import SUITES
+    from unlearnbench.lm.modeling import resolve_device
 
-    spec = RunSpec(task=task_name, data_dir=data_dir, model=model, oracle=oracle, device=device, quiet=quiet,
-                   task_options=task_options or {})
+    p = plan(RunSpec(task=task_name, method="original", data_dir=data_dir, model=model, oracle=oracle, device=device,
+                     quiet=quiet, options=options or {}))
     t = time.perf_counter()
-    task = load_task(spec)
-    if task.kind in ("classifier", "regression"):  # data, target and oracle; reference scores are seconds
-        task.load_target(), task.load_oracle()
-        return {"task": task_name, "fingerprint": task.fingerprint, "seconds": time.perf_counter() - t}
-    suite = SUITES[task.suite]
-    dev = resolve_device(device)
+    task = _build_task(p.spec, p.family, p.task_options)
+    target, oracle_model = p.family.load_models(task)
     counters: dict[str, Any] = {}
-    _, _, reference = _references(suite, task, task.load_target(), task.load_oracle(), dev, quiet, 0, counters)
-    return {"task": task_name, "fingerprint": task.fingerprint, "seconds": time.perf_counter() - t,
-            **reference, "token_counts": counters}
+    _, reference = _Scoring(p, task, target, resolve_device(device), counters).references(oracle_model)
+    return {"task": task_name, "fingerprint": task.fingerprint, "seconds": time.perf_counter() - t, **reference,
+            "token_counts": counters}

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from unlearnbench.errors import DataError
-from unlearnbench.lm import PromptFormat
+from unlearnbench.lm.modeling import PromptFormat
 
 # Roles of the TOFU-style suite. Forget/retain are what methods train on; the *_eval roles
 # carry paraphrased and perturbed answers for the behavioural metrics.
@@ -104,7 +104,7 @@ def hub_snapshot(repo_id: str, patterns: list[str], *, offline_variant: str) -> 
 def model_source(source: str) -> LoadedModel:
     """Load a target or oracle from a hub id or a ``save_pretrained`` folder."""
     from unlearnbench.cache import fingerprint, folder_fingerprint
-    from unlearnbench.lm import load_causal_lm
+    from unlearnbench.lm.modeling import load_causal_lm
 
     hint = "Pass a local folder saved with save_pretrained, or check the hub id and your network."
     model, tokenizer = load_causal_lm(source, offline_hint=hint)
@@ -158,7 +158,7 @@ class ClassifierTask(ArrayTask):
     """An image-classification task: ``x_*`` float32 ``[N, C, H, W]`` (normalised), ``y_*``
     int64 ``[N]``. For class-wise forgetting ``forget_class`` is the class (every training
     row of it is in the forget set). ``model_config`` builds the architecture
-    (:func:`unlearnbench.classifier.build_classifier`)."""
+    (:func:`unlearnbench.vision.classifier.build_classifier`)."""
 
     num_classes: int = 0
     forget_class: int | None = None
@@ -172,7 +172,7 @@ class RegressionTask(ArrayTask):
     """A tabular regression task: ``x_*`` float32 ``[N, D]`` (standardised with the training
     statistics), ``y_*`` float32 ``[N]`` in the task's original units (models standardise
     internally; the metrics read predictions in original units). ``model_config`` builds the
-    network (:func:`unlearnbench.regression.build_regressor`)."""
+    network (:func:`unlearnbench.tabular.regression.build_regressor`)."""
 
     feature_names: tuple[str, ...] = ()
     target_name: str = "target"

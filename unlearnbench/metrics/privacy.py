@@ -62,7 +62,7 @@ from unlearnbench.metrics.behavior import (
     _fmt_index,
     _nll_1d,
 )
-from unlearnbench.metrics.stats import as_float64
+from unlearnbench.metrics.stats import as_float64, bootstrap_distribution, check_bootstrap_args, percentile_interval
 
 __all__ = [
     "ATTACKS",
@@ -92,11 +92,6 @@ ATTACKS: dict[str, str] = {
     "reference": "-(NLL under the model - NLL under a reference model that never saw the data) (Carlini et al., 2021)",
     "gradnorm": "-norm of the per-example loss gradient w.r.t. the parameters",
 }
-
-# Upper bound on the number of resampled scores held at once (rows x examples);
-# larger bootstrap jobs are processed in blocks of resamples.
-_MAX_BLOCK_ELEMENTS = 1 << 22
-
 
 # --------------------------------------------------------------------------
 # Validation helpers
@@ -155,20 +150,6 @@ def _check_unit_interval(value: float, name: str) -> float:
     if not (0.0 <= v <= 1.0):  # also rejects NaN
         raise ValueError(f"{name} is {v!r}: an AUC must lie in [0, 1] (as returned by mia_auc).")
     return v
-
-
-def _check_bootstrap_args(n_resamples: int, confidence: float) -> int:
-    if isinstance(n_resamples, bool) or int(n_resamples) != n_resamples or n_resamples < 1:
-        raise ValueError(f"n_resamples must be a positive integer, got {n_resamples!r}.")
-    if not (0.0 < confidence < 1.0):
-        raise ValueError(f"confidence must be strictly between 0 and 1 (e.g. 0.95), got {confidence!r}.")
-    return int(n_resamples)
-
-
-def _percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
-    alpha = (1.0 - confidence) / 2.0
-    lo, hi = np.quantile(values, [alpha, 1.0 - alpha])
-    return float(lo), float(hi)
 
 
 # --------------------------------------------------------------------------
@@ -486,13 +467,6 @@ def _rank_auc(members: np.ndarray, nonmembers: np.ndarray) -> np.ndarray:
     return (rank_sum - n1 * (n1 + 1) / 2.0) / (n1 * n0)
 
 
-def _stratified_index_blocks(rng: np.random.Generator, n_resamples: int, n1: int, n0: int):
-    block = max(1, _MAX_BLOCK_ELEMENTS // (n1 + n0))
-    for start in range(0, n_resamples, block):
-        rows = min(block, n_resamples - start)
-        yield start, start + rows, rng.integers(0, n1, size=(rows, n1)), rng.integers(0, n0, size=(rows, n0))
-
-
 def attack_auc_bootstrap_ci(
     member_scores: ArrayLike,
     nonmember_scores: ArrayLike,
@@ -515,12 +489,10 @@ def attack_auc_bootstrap_ci(
     """
     members = _scores_1d(member_scores, "member_scores")
     nonmembers = _scores_1d(nonmember_scores, "nonmember_scores")
-    n_resamples = _check_bootstrap_args(n_resamples, confidence)
-    rng = np.random.default_rng(seed)
-    aucs = np.empty(n_resamples, dtype=np.float64)
-    for start, stop, idx1, idx0 in _stratified_index_blocks(rng, n_resamples, members.size, nonmembers.size):
-        aucs[start:stop] = _rank_auc(members[idx1], nonmembers[idx0])
-    return _percentile_interval(aucs, confidence)
+    n_resamples = check_bootstrap_args(n_resamples, confidence)
+    aucs = bootstrap_distribution([members.size, nonmembers.size],
+                                  lambda idx1, idx0: _rank_auc(members[idx1], nonmembers[idx0]), n_resamples, seed)
+    return percentile_interval(aucs, confidence)
 
 
 def privleak_bootstrap_ci(
@@ -558,13 +530,13 @@ def privleak_bootstrap_ci(
     nonmember_r = _scores_1d(nonmember_retrain, "nonmember_retrain")
     _check_same_length(member_u, "member_unlearned", member_r, "member_retrain")
     _check_same_length(nonmember_u, "nonmember_unlearned", nonmember_r, "nonmember_retrain")
-    n_resamples = _check_bootstrap_args(n_resamples, confidence)
-    rng = np.random.default_rng(seed)
-    muse_u = np.empty(n_resamples, dtype=np.float64)
-    muse_r = np.empty(n_resamples, dtype=np.float64)
-    for start, stop, idx1, idx0 in _stratified_index_blocks(rng, n_resamples, member_u.size, nonmember_u.size):
-        muse_u[start:stop] = 1.0 - _rank_auc(member_u[idx1], nonmember_u[idx0])
-        muse_r[start:stop] = 1.0 - _rank_auc(member_r[idx1], nonmember_r[idx0])
+    n_resamples = check_bootstrap_args(n_resamples, confidence)
+
+    def muse_aucs(idx1, idx0):  # one (unlearned, retrained) pair per resample, on the same texts
+        return np.stack([1.0 - _rank_auc(member_u[idx1], nonmember_u[idx0]),
+                         1.0 - _rank_auc(member_r[idx1], nonmember_r[idx0])], axis=1)
+
+    muse_u, muse_r = bootstrap_distribution([member_u.size, nonmember_u.size], muse_aucs, n_resamples, seed).T
     degenerate = muse_r == 0.0
     if degenerate.mean() >= 0.5:
         raise ValueError(
@@ -573,4 +545,4 @@ def privleak_bootstrap_ci(
             "that the oracle never saw the forget texts."
         )
     defined = ~degenerate
-    return _percentile_interval((muse_u[defined] - muse_r[defined]) / muse_r[defined] * 100.0, confidence)
+    return percentile_interval((muse_u[defined] - muse_r[defined]) / muse_r[defined] * 100.0, confidence)

@@ -119,7 +119,7 @@ for _name, _fn, _direction, _lens, _summary in _CLASSIFIER_METRICS:
     register_metric(_name, summary=_summary, direction=_direction, lens=_lens)(_fn)
 
 # Regression (Deep Regression Unlearning, Tarun et al., 2023). Errors in the target's original
-# units; the anamnesis index is a ratio of relearning step counts (unlearnbench.anamnesis).
+# units; the anamnesis index is a ratio of relearning step counts (unlearnbench.tabular.anamnesis).
 from unlearnbench.metrics import regression  # noqa: E402
 
 _REGRESSION_METRICS = [

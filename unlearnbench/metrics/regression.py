@@ -3,7 +3,7 @@
 Every function takes numbers computed elsewhere -- predictions and targets in the task's
 ORIGINAL units, per-sample losses, relearning step counts -- and returns a float. Nothing
 here touches a model or torch (the relearning run behind the anamnesis index lives in
-:mod:`unlearnbench.anamnesis`).
+:mod:`unlearnbench.tabular.anamnesis`).
 
 - :func:`l1`, :func:`mse`: errors on the retain, forget and test rows.
 - :func:`w1_to_retrain`: Wasserstein-1 distance between the unlearned and the retrained
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy.stats import wasserstein_distance
 
 __all__ = ["AIN_TOLERANCE", "l1", "mse", "w1_to_retrain", "regression_mia", "anamnesis_index"]
 
@@ -91,7 +92,7 @@ def mse(pred: ArrayLike, y: ArrayLike) -> float:
 
     In squared target units. Range: [0, inf). Direction: as :func:`l1` (lower on retain
     and test). Also the loss the regression models are trained with (on standardised
-    targets), and the forget loss of the anamnesis index (:mod:`unlearnbench.anamnesis`).
+    targets), and the forget loss of the anamnesis index (:mod:`unlearnbench.tabular.anamnesis`).
     """
     p, t = _pair(pred, y)
     return float(np.mean((p - t) ** 2))
@@ -120,15 +121,11 @@ def w1_to_retrain(pred_unlearned_forget: ArrayLike, pred_oracle_forget: ArrayLik
     In target units. Range: [0, inf). Direction: lower is better (0 = the forget-set
     predictions are distributed like the retrained model's).
     Reference: Tarun et al. (2023), Sec. 5 ("Wasserstein distance", computed with
-    ``scipy.stats.wasserstein_distance``, which this matches).
+    ``scipy.stats.wasserstein_distance``, which this calls).
     """
-    u = np.sort(_values(pred_unlearned_forget, "pred_unlearned_forget"))
-    v = np.sort(_values(pred_oracle_forget, "pred_oracle_forget"))
-    z = np.sort(np.concatenate([u, v]))
-    widths = np.diff(z)
-    cdf_u = np.searchsorted(u, z[:-1], side="right") / u.size
-    cdf_v = np.searchsorted(v, z[:-1], side="right") / v.size
-    return float(np.sum(np.abs(cdf_u - cdf_v) * widths))
+    u = _values(pred_unlearned_forget, "pred_unlearned_forget")
+    v = _values(pred_oracle_forget, "pred_oracle_forget")
+    return float(wasserstein_distance(u, v))
 
 
 # --------------------------------------------------------------------------
@@ -214,7 +211,7 @@ def anamnesis_index(steps_unlearned: int, steps_oracle: int) -> float:
 
     ``rt(m)`` is the number of relearning steps (fine-tuning a COPY of ``m`` on the forget
     rows) until its forget loss is within 5% of the ORIGINAL model's forget loss, as
-    counted by :func:`unlearnbench.anamnesis.relearn_steps`. Conventions of that count:
+    counted by :func:`unlearnbench.tabular.anamnesis.relearn_steps`. Conventions of that count:
 
     - 0 when the model is already within 5% before any step (it is checked first). Here a
       count of 0 counts as 1, for both models: the reference code takes a step before its

@@ -6,7 +6,7 @@ unlearning moved, e.g. forget-set answer probability or KnowMem):
 - **Relearning**: fine-tune the unlearned model for a few steps (0, 1, 2, 5, ...)
   on part of the forget set and re-measure ``M`` on the other part;
   :func:`recovery_ratio` per step, :func:`recovery_auc` over the steps.
-- **Quantization**: fake-quantize the linear weights (see :mod:`unlearnbench.quantize`)
+- **Quantization**: fake-quantize the linear weights (see :mod:`unlearnbench.lm.quantize`)
   and re-measure ``M``; :func:`recovery_ratio` of the quantized model, and
   :func:`quantized_agreement` of the integer codes of two models (the unlearned
   and the original: agreement 1 means quantization maps them to the same
@@ -143,7 +143,7 @@ def quantized_agreement(
     Formula: ``sum_t #(a_t == b_t) / sum_t size(a_t)`` over the tensors ``t``: each
     tensor weighs by its number of entries. Accepts one array each, a list (or
     tuple) of arrays each (paired in order), or two dicts name -> array as
-    returned by :func:`unlearnbench.quantize.quantize_linear_weights` (paired by
+    returned by :func:`unlearnbench.lm.quantize.quantize_linear_weights` (paired by
     name; the names must match). CPU torch tensors work as arrays.
 
     Range: [0, 1]. 1 = the two models quantize to identical weights (the

@@ -16,6 +16,8 @@ import numpy as np
 
 from unlearnbench.metrics import classifier as cm
 from unlearnbench.suites.common import MetricRow
+from unlearnbench.registry import register_suite
+from unlearnbench.suites.base import ScoreContext, Suite
 
 GAP_KEYS = ("ua", "ra", "ta", "mia_efficacy")
 MIA_FEATURE = "confidence"
@@ -35,7 +37,7 @@ def rows() -> list[MetricRow]:
 
 def statistics(model, task, *, device=None) -> dict[str, Any]:
     """Class probabilities of one model on the forget, retain and test rows."""
-    from unlearnbench.classifier import predict_proba
+    from unlearnbench.vision.classifier import predict_proba
 
     retain = task.retain_indices
     return {
@@ -88,4 +90,17 @@ def aggregate(per_example: dict, oracle_per_example: dict | None, *, seed: int =
     return metrics, {}
 
 
-SUITE = {"rows": rows, "statistics": statistics, "per_example": per_example, "aggregate": aggregate}
+@register_suite("classifier", summary="UA, RA, TA, MIA-Efficacy, avg gap to retrain, RTE")
+class ClassifierSuite(Suite):
+    name = "classifier"
+
+    rows = staticmethod(rows)
+    aggregate = staticmethod(aggregate)
+
+    def score(self, scorer, ctx: ScoreContext) -> dict:
+        return per_example(statistics(scorer, ctx.task, device=ctx.device), rte_s=ctx.rte_s,
+                           mia_feature=ctx.options.get("mia_feature") or MIA_FEATURE)
+
+    def reference_key(self, ctx: ScoreContext) -> dict:
+        feature = ctx.options.get("mia_feature") or MIA_FEATURE
+        return {} if feature == MIA_FEATURE else {"mia_feature": feature}

@@ -1,10 +1,8 @@
-"""What every suite shares: the row that describes a metric, a mean with its bootstrap CI, and
-the context the model lenses (parametric, robustness) work in."""
+"""What every suite shares: the row that describes a metric, and a mean with its bootstrap CI."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -17,6 +15,7 @@ class MetricRow:
     direction: str  # "higher" | "lower" | "oracle" (closest to the oracle is best) | "zero" | "info"
     lens: str  # behavior | privacy | parametric | robustness | utility
     description: str
+    count: bool = False  # a count (e.g. examples in a test), shown beside the table rather than as a metric
 
 
 def mean_metric(metrics: dict, ci: dict, name: str, values, *, statistic=np.mean, n_resamples: int = 1000,
@@ -25,23 +24,3 @@ def mean_metric(metrics: dict, ci: dict, name: str, values, *, statistic=np.mean
     values = np.asarray(values, dtype=float)
     metrics[name] = float(statistic(values))
     ci[name] = list(bootstrap_ci(values, statistic=statistic, n_resamples=n_resamples, seed=seed))
-
-
-@dataclass
-class LensContext:
-    """What a model lens needs beyond the model it measures: the task's data, the tokenizer,
-    the device and the original target; ``cache`` keeps what one run computes once (located
-    concept vectors, the original's quantization codes, ...)."""
-
-    task: Any
-    tokenizer: Any
-    device: Any
-    original: Any
-    quiet: bool = True
-    seed: int = 0
-    cache: dict = field(default_factory=dict)
-
-    def engine(self, model, label: str):
-        from unlearnbench.scoring import ScoringEngine
-
-        return ScoringEngine(model, self.tokenizer, self.task.prompt_format, self.device, quiet=self.quiet, label=label)

@@ -14,6 +14,8 @@ from typing import Any
 from unlearnbench.metrics import muse, privacy as attacks
 from unlearnbench.suites import privacy as privacy_lens
 from unlearnbench.suites.common import MetricRow, mean_metric
+from unlearnbench.registry import register_suite
+from unlearnbench.suites.base import ScoreContext, Suite
 
 KNOWMEM = {"forget": ("knowmem_forget_qa", "knowmem_forget_qa_icl"), "retain": ("knowmem_retain_qa", "knowmem_retain_qa_icl")}
 
@@ -95,4 +97,15 @@ def muse_aggregate(per_example: dict, oracle_per_example: dict | None, *, seed: 
     return metrics, ci
 
 
-SUITE = {"rows": muse_rows, "statistics": muse_statistics, "per_example": muse_per_example, "aggregate": muse_aggregate}
+@register_suite("muse", summary="MUSE: VerbMem, KnowMem on forget and retain, PrivLeak")
+class MuseSuite(Suite):
+    name = "muse"
+
+    rows = staticmethod(muse_rows)
+    aggregate = staticmethod(muse_aggregate)
+
+    def score(self, scorer, ctx: ScoreContext) -> dict:
+        return muse_per_example(muse_statistics(scorer, ctx.task.splits, privacy="privacy" in ctx.lenses))
+
+    def reference_key(self, ctx: ScoreContext) -> dict:
+        return {} if "privacy" in ctx.lenses else {"privacy": False}  # runs with privacy keep their old keys

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 
 from unlearnbench.suites.common import MetricRow
+from unlearnbench.registry import register_suite
+from unlearnbench.suites.base import ScoreContext, Suite
 
 AIN_TOLERANCE = 0.05  # relearned once the forget loss is within 5% of the original's
 AIN_MAX_STEPS = 500
@@ -37,9 +39,9 @@ def rows() -> list[MetricRow]:
 def statistics(model, task, *, original=None, device=None, seed: int = 0, relearn: bool = True) -> dict[str, Any]:
     """Predictions on the forget, retain and test rows, and (``relearn``: the robustness lens)
     the relearning step count behind the anamnesis index."""
-    from unlearnbench.anamnesis import relearn_steps
+    from unlearnbench.tabular.anamnesis import relearn_steps
     from unlearnbench.metrics import regression as rm
-    from unlearnbench.regression import predict
+    from unlearnbench.tabular.regression import predict
 
     f, r = task.forget_indices, task.retain_indices
     out: dict[str, Any] = {
@@ -92,4 +94,18 @@ def aggregate(per_example: dict, oracle_per_example: dict | None, *, seed: int =
     return metrics, {}
 
 
-SUITE = {"rows": rows, "statistics": statistics, "per_example": per_example, "aggregate": aggregate}
+@register_suite("regression", summary="L1 errors, W1 to retrain, regression MIA, anamnesis index, RTE")
+class RegressionSuite(Suite):
+    name = "regression"
+
+    rows = staticmethod(rows)
+    aggregate = staticmethod(aggregate)
+
+    def score(self, scorer, ctx: ScoreContext) -> dict:
+        # the anamnesis index (robustness lens) relearns towards the original's forget loss
+        stats = statistics(scorer, ctx.task, original=ctx.original, device=ctx.device, seed=ctx.seed,
+                           relearn="robustness" in ctx.lenses)
+        return per_example(stats, rte_s=ctx.rte_s)
+
+    def reference_key(self, ctx: ScoreContext) -> dict:
+        return {"seed": ctx.seed, "relearn": "robustness" in ctx.lenses}  # the relearning run is seeded

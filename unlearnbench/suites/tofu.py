@@ -10,6 +10,8 @@ import numpy as np
 from unlearnbench.metrics import behavior
 from unlearnbench.suites import privacy as privacy_lens
 from unlearnbench.suites.common import MetricRow, mean_metric
+from unlearnbench.registry import register_suite
+from unlearnbench.suites.base import ScoreContext, Suite
 
 EVAL_ROLES = {"forget": "forget_eval", "retain": "retain_eval", "real_authors": "real_authors_eval", "world_facts": "world_facts_eval"}
 HAS_PARAPHRASE = ("forget", "retain")  # on these, "correct" is the paraphrased answer (TOFU)
@@ -33,7 +35,7 @@ def tofu_rows() -> list[MetricRow]:
         MetricRow("forget_exact_memorization", "lower", "behavior", "share of answer tokens the argmax reproduces"),
         MetricRow("forget_extraction_strength", "lower", "behavior", "1 - k*/|y|: how much of the answer a prefix unlocks"),
         MetricRow("forget_quality_ks_statistic", "lower", "behavior", "KS statistic D behind forget_quality"),
-        MetricRow("forget_quality_n", "info", "behavior", "number of forget examples in the KS test"),
+        MetricRow("forget_quality_n", "info", "behavior", "number of forget examples in the KS test", count=True),
     ]
     return rows + privacy_lens.rows()
 
@@ -143,4 +145,15 @@ def tofu_aggregate(per_example: dict, oracle_per_example: dict | None, *, seed: 
     return metrics, ci
 
 
-SUITE = {"rows": tofu_rows, "statistics": tofu_statistics, "per_example": tofu_per_example, "aggregate": tofu_aggregate}
+@register_suite("tofu", summary="TOFU: probability, ROUGE-L, truth ratio, forget quality, model utility")
+class TofuSuite(Suite):
+    name = "tofu"
+
+    rows = staticmethod(tofu_rows)
+    aggregate = staticmethod(tofu_aggregate)
+
+    def score(self, scorer, ctx: ScoreContext) -> dict:
+        return tofu_per_example(tofu_statistics(scorer, ctx.task.splits, privacy="privacy" in ctx.lenses))
+
+    def reference_key(self, ctx: ScoreContext) -> dict:
+        return {} if "privacy" in ctx.lenses else {"privacy": False}  # runs with privacy keep their old keys

@@ -1,0 +1,1 @@
+"""Methods for language-model tasks (TOFU, MUSE, WMDP and their synthetic worlds)."""

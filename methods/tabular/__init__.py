@@ -1,0 +1,1 @@
+"""Methods for regression tasks (diabetes and your own table)."""

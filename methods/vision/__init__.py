@@ -1,0 +1,1 @@
+"""Methods for classifier tasks (digits, CIFAR and your own images)."""

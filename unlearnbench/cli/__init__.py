@@ -1,0 +1,1 @@
+"""The ``unlearnbench`` command line (see :mod:`unlearnbench.cli.app.app`)."""

@@ -1,0 +1,127 @@
+"""The family protocol: everything kind-specific about running a task, behind one interface.
+
+One family per task kind (language model, classifier, regression; diffusion next). A family
+knows how its tasks are built and its models loaded, copied and handed to a method, what a
+method of its kind is given, how a model is scored by the task's suite, and which options its
+tasks and runs accept. The runner (:mod:`unlearnbench.runner`) holds no kind-specific policy:
+it asks the task's family.
+
+A new task kind is one package ``unlearnbench/<kind>/`` with a ``family.py`` that registers a
+:class:`Family` subclass (discovered), its suite (registered with
+:func:`unlearnbench.registry.register_suite`) and tasks registered with ``kind=<its kind>``.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
+
+from unlearnbench.errors import UnknownNameError, UserError
+
+
+@dataclass(frozen=True)
+class Option:
+    """An option a family's tasks or runs accept (``--forget-indices FILE`` on the command line,
+    ``RunSpec(options={"forget_indices": ...})`` in Python).
+
+    ``task``: passed to the task's factory (and part of the run id); otherwise read by the
+    family or a lens at run time. ``tasks``: the task names it is for (empty: every task of
+    the family). ``choices``: the values it takes (empty: any). ``in_run_id``: a run option
+    whose non-default value changes the run id (what it scores depends on it)."""
+
+    name: str
+    help: str
+    type: Callable[[str], Any] = str
+    default: Any = None
+    task: bool = True
+    tasks: tuple[str, ...] = ()
+    choices: tuple[str, ...] | Callable[[], tuple[str, ...]] = ()  # a callable: looked up when first needed
+    in_run_id: bool = False
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def convert(self, value: Any) -> Any:
+        if value is None or not isinstance(value, str) or self.type is str:
+            converted = value
+        else:
+            try:
+                converted = self.type(value)
+            except ValueError:
+                raise UserError(f"{self.flag} {value!r}: expected a {getattr(self.type, '__name__', self.type)}.") from None
+        choices = self.choices() if callable(self.choices) else self.choices
+        if choices and converted not in choices:
+            raise UnknownNameError(self.flag.removeprefix("--").replace("-", " "), str(converted), choices)
+        return converted
+
+
+class Family:
+    """Base class of a task kind's family. Subclass, set ``kind`` (the ``kind=`` its tasks
+    register with), override what differs, and register with
+    :func:`unlearnbench.registry.register_family`."""
+
+    kind: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    options: ClassVar[tuple[Option, ...]] = ()
+    # Commands the family adds to the CLI, as "module:function" (a typer command function; the
+    # module must import nothing heavy at its top, since `unlearnbench --help` imports it).
+    commands: ClassVar[tuple[str, ...]] = ()
+
+    # -------------------------------------------------------------- building and loading
+    def load_task(self, factory: Callable[..., Any], *, data_dir, model, oracle, quiet: bool,
+                  task_options: dict[str, Any]):
+        """Build the task from its registered factory and the task options."""
+        return factory(data_dir=data_dir, model=model, oracle=oracle, quiet=quiet, **task_options)
+
+    def check_task(self, task, method) -> None:
+        """Refuse, before any model is loaded, a method that needs data the task lacks."""
+
+    def describe(self, task) -> dict[str, Any]:
+        """What ``unlearnbench show task`` prints about a built task: its data by role (rows)."""
+        return {}
+
+    def load_models(self, task):
+        """``(target, oracle)`` as :class:`unlearnbench.task.LoadedModel`."""
+        return task.load_target(), task.load_oracle()
+
+    # ------------------------------------------------------------------------ unlearning
+    def method_data(self, task, forget_role: str, target) -> Any:
+        """What a method of this kind sees of the task (forget set ``task.splits[forget_role]``)."""
+        raise NotImplementedError
+
+    def copy_model(self, model, device):
+        """A copy of ``model`` the method may change (the runner never hands it the target)."""
+        return copy.deepcopy(model).to(device)
+
+    def unlearn(self, method, model, data, params, ctx):
+        """Apply the method to a copy of ``model``."""
+        return method.unlearn(self.copy_model(model, ctx.device), data, params, ctx)
+
+    # --------------------------------------------------------------------------- scoring
+    def scorer(self, model, target, task, device, *, quiet: bool, label: str):
+        """What the suite's :meth:`~unlearnbench.suites.base.Suite.score` measures the model
+        through (language models: a scoring engine; arrays: the model itself)."""
+        return model
+
+    def counts(self, scorer) -> dict[str, Any] | None:
+        """Forward-pass counters of a scorer, for benchmarks (None where it keeps none)."""
+        return None
+
+    def lens_context(self, task, target, device, *, quiet: bool, seed: int, options: dict,
+                     unlearn: Callable[[Any, int], Any]):
+        from unlearnbench.lenses.base import LensContext
+
+        return LensContext(task=task, tokenizer=target.tokenizer, device=device, original=target.model, quiet=True,
+                           seed=seed, unlearn=unlearn, options=options, progress=not quiet)
+
+    def release(self, model) -> None:
+        """Free what a model holds once it is no longer needed (e.g. accelerator memory)."""
+
+
+def get_family(kind: str) -> Family:
+    """The registered family of task kind ``kind``."""
+    from unlearnbench import registry
+
+    return registry.get("family", kind).obj()

@@ -1,0 +1,1 @@
+"""The leaderboard: submissions (validated, recomputed), rankings, and the boards rendered from them."""

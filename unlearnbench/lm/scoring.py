@@ -1,0 +1,399 @@
+"""The scoring engine: per-example statistics of (model, split), each computed once.
+
+Metrics never touch a model. The evaluator asks this engine for teacher-forced token
+statistics of (question, answer) pairs (log-probability of each answer token, whether the
+argmax hits it, and the mean and standard deviation of log p(v) under the model's full
+next-token distribution, which Min-K%++ needs), for greedy generations and for per-example
+gradient norms. The engine deduplicates requests across splits and metrics, batches
+sequences of *equal length* together (so no padding token is ever forwarded), and keeps the
+results for the rest of the evaluation.
+
+The vocabulary projection is applied only at the answer positions and in chunks over the
+vocabulary (:func:`next_token_statistics`), so no batch x length x vocabulary tensor is held
+whole: what a 7B model with a 128k vocabulary needs on one GPU.
+
+Counters record how many tokens went through the model and how many distinct tokens the
+requests needed; their ratio (goal 1.0) is reported by ``benchmarks/``. GradNorm's backward
+passes are counted under their own kind and kept out of that ratio.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from unlearnbench.lm.modeling import PromptFormat, encode_answer, encode_prompt, scoring_dtype
+from unlearnbench.progress import progress_bar
+
+
+# Kinds of work that need more than one forward pass by nature (GradNorm's backward), kept
+# out of the forwarded/unique ratio and reported on their own.
+EXTRA_KINDS = ("gradnorm", "head_check", "hidden_states")
+
+
+def next_token_statistics(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                          targets: torch.Tensor, *, max_elements: int = 1 << 24):
+    """Token statistics of ``softmax(hidden @ weight.T + bias)`` without the full logits.
+
+    ``hidden`` (N, H) holds the final hidden states at N positions, ``weight`` (V, H) the
+    output embedding, ``targets`` (N,) the next tokens. With ``weight=None``, ``hidden`` is
+    taken to be the logits themselves (N, V) and is only visited in chunks. Returns float64 tensors
+    ``(logp_target, hit, mu, sigma)``: log p of the target, whether it is the argmax,
+    ``mu = E_{v~p}[log p(v)]`` and ``sigma = std_{v~p}[log p(v)]`` (Min-K%++, Zhang et al.,
+    2024). The vocabulary is visited in chunks of at most ``max_elements / N`` columns with
+    an online log-sum-exp: per position we keep the running maximum ``m`` and the sums
+    ``s_j = sum_v e^{l_v - m} (l_v - m)^j`` for j = 0, 1, 2, rescaled when ``m`` grows. Then
+    ``log Z = m + log s0``, ``mu = s1/s0 - log s0`` and ``sigma^2 = s2/s0 - (s1/s0)^2``.
+    """
+    n, vocab = hidden.shape[0], (weight.shape[0] if weight is not None else hidden.shape[1])
+    chunk = max(1, min(vocab, max_elements // max(1, n)))
+    h = hidden.float()
+    m = s0 = s1 = s2 = best = best_idx = target_logit = None
+    for start in range(0, vocab, chunk):
+        if weight is None:
+            logits = h[:, start : start + chunk]
+        else:
+            logits = h @ weight[start : start + chunk].float().T
+        if bias is not None:
+            logits = logits + bias[start : start + chunk].float()
+        logits = logits.double()
+        chunk_max, chunk_arg = logits.max(-1)
+        in_chunk = (targets >= start) & (targets < start + logits.shape[1])
+        picked = logits.gather(-1, (targets - start).clamp(0, logits.shape[1] - 1).unsqueeze(-1)).squeeze(-1)
+        if m is None:
+            m = chunk_max
+            x = logits - m.unsqueeze(-1)
+            e = x.exp()
+            s0, s1, s2 = e.sum(-1), (e * x).sum(-1), (e * x * x).sum(-1)
+            best, best_idx = chunk_max, chunk_arg + start
+            target_logit = torch.where(in_chunk, picked, torch.zeros_like(picked))
+            continue
+        new_m = torch.maximum(m, chunk_max)
+        d = m - new_m  # <= 0: shift the old sums to the new maximum
+        scale = d.exp()
+        s2 = scale * (s2 + 2 * d * s1 + d * d * s0)
+        s1 = scale * (s1 + d * s0)
+        s0 = scale * s0
+        x = logits - new_m.unsqueeze(-1)
+        e = x.exp()
+        s0, s1, s2 = s0 + e.sum(-1), s1 + (e * x).sum(-1), s2 + (e * x * x).sum(-1)
+        m = new_m
+        better = chunk_max > best  # strict: the first maximum wins, as in torch.argmax
+        best, best_idx = torch.where(better, chunk_max, best), torch.where(better, chunk_arg + start, best_idx)
+        target_logit = torch.where(in_chunk, picked, target_logit)
+    log_s0 = s0.log()
+    logp_target = target_logit - m - log_s0
+    mean_x = s1 / s0
+    mu = mean_x - log_s0
+    sigma = (s2 / s0 - mean_x * mean_x).clamp(min=0).sqrt()
+    return logp_target, best_idx == targets, mu, sigma
+
+
+@dataclass(frozen=True)
+class SequenceScores:
+    """Teacher-forced statistics of one answer given its prompt (answer and end tokens only)."""
+
+    logprobs: np.ndarray  # log p(y_t | x, y_<t), float64
+    hits: np.ndarray  # argmax p(. | x, y_<t) == y_t
+    mu: np.ndarray | None = None  # E_{v~p}[log p(v)] of the same next-token distribution
+    sigma: np.ndarray | None = None  # std of log p(v) under p
+
+    @property
+    def nll(self) -> float:
+        """Mean per-token negative log-likelihood L(a|q)."""
+        return float(-self.logprobs.mean()) if self.logprobs.size else 0.0
+
+
+@dataclass
+class TokenCounter:
+    forwarded: int = 0  # tokens that went through the model, padding included
+    unique: int = 0  # tokens of the distinct sequences the requests needed
+    by_kind: dict[str, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
+
+    def add(self, kind: str, forwarded: int, unique: int) -> None:
+        if kind not in EXTRA_KINDS:
+            self.forwarded += forwarded
+            self.unique += unique
+        self.by_kind[kind][0] += forwarded
+        self.by_kind[kind][1] += unique
+
+    @property
+    def ratio(self) -> float:
+        return self.forwarded / self.unique if self.unique else float("nan")
+
+
+class ScoringEngine:
+    """Per-example statistics for one model, cached for the life of the engine."""
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        fmt: PromptFormat,
+        device: torch.device,
+        *,
+        max_batch_tokens: int = 16384,
+        max_batch_rows: int = 128,
+        max_head_elements: int = 1 << 24,
+        max_gradient_elements: int = 1 << 26,
+        quiet: bool = False,
+        label: str = "model",
+    ):
+        self.model, self.tokenizer, self.fmt, self.device = model.to(device).eval(), tokenizer, fmt, device
+        self.max_batch_tokens, self.max_batch_rows = max_batch_tokens, max_batch_rows
+        self.quiet, self.label = quiet, label
+        self.counter = TokenCounter()
+        self._scores: dict[tuple[str, str], SequenceScores] = {}
+        self._generations: dict[tuple[str, int], str] = {}
+        self.max_positions = getattr(model.config, "max_position_embeddings", None) or 2048
+        self.max_head_elements = max_head_elements
+        self._plain_head: bool | None = None  # decided on the first batch
+        self._gradnorms: dict[tuple[str, str], float] = {}
+        self.batched_gradients = True  # switched off if the model cannot go through torch.func.vmap
+        self.max_gradient_elements = max_gradient_elements
+
+    # -- batching -------------------------------------------------------------------------
+    def _length_batches(self, lengths: dict[int, list[int]], max_rows: int | None = None) -> list[list[int]]:
+        """Group item indices of equal length into batches within the token budget."""
+        batches = []
+        for length in sorted(lengths, reverse=True):
+            items = lengths[length]
+            rows = max(1, min(self.max_batch_rows, max_rows or self.max_batch_rows, self.max_batch_tokens // max(1, length)))
+            batches.extend(items[i : i + rows] for i in range(0, len(items), rows))
+        return batches
+
+    def _autocast(self):
+        dtype = scoring_dtype(self.device)
+        if dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+    # -- teacher forcing ------------------------------------------------------------------
+    def score(self, pairs: Sequence[tuple[str, str]], description: str = "scoring") -> list[SequenceScores]:
+        """Statistics for each (question, answer) pair; pairs seen before are not recomputed."""
+        todo = list(dict.fromkeys(p for p in pairs if p not in self._scores))
+        if todo:
+            encoded = [self._encode(q, a) for q, a in todo]
+            by_length: dict[int, list[int]] = defaultdict(list)
+            for i, (ids, _) in enumerate(encoded):
+                by_length[len(ids)].append(i)
+            # what the requests need: every distinct sequence once
+            self.counter.add("teacher_forced", 0, sum(len(ids) for ids, _ in encoded))
+            batches = self._length_batches(by_length)
+            with progress_bar(f"{description} ({self.label})", total=len(todo), quiet=self.quiet) as advance:
+                for batch in batches:
+                    self._score_batch([todo[i] for i in batch], [encoded[i] for i in batch])
+                    advance(len(batch))
+        return [self._scores[p] for p in pairs]
+
+    def _final_hidden(self, ids: torch.Tensor) -> torch.Tensor | None:
+        """The base model's last hidden state when the logits are a plain linear map of it
+        (checked numerically once per engine); None for heads with soft-capping, logit
+        scaling or anything else, which then go through the full forward."""
+        if self._plain_head is False:
+            return None
+        base, head = getattr(self.model, "base_model", None), self.model.get_output_embeddings()
+        if base is None or base is self.model or not isinstance(head, torch.nn.Linear):
+            self._plain_head = False
+            return None
+        with self._autocast():
+            hidden = base(input_ids=ids).last_hidden_state
+        if self._plain_head is None:
+            with self._autocast():
+                full = self.model(input_ids=ids[:1]).logits.float()
+            self.counter.add("head_check", ids.shape[1], 0)
+            ours = hidden[:1].float() @ head.weight.float().T
+            if head.bias is not None:
+                ours = ours + head.bias.float()
+            tolerance = 2e-2 * (1.0 + float(full.abs().max()))
+            self._plain_head = bool((ours - full).abs().max() <= tolerance)
+            if not self._plain_head:
+                return None
+        return hidden
+
+    def _encode(self, question: str, answer: str) -> tuple[list[int], int]:
+        prompt = encode_prompt(self.tokenizer, self.fmt, question)
+        if len(prompt) >= self.max_positions:
+            raise ValueError(f"A prompt of {len(prompt)} tokens does not fit the model's "
+                             f"{self.max_positions} positions: {question[:60]!r}...")
+        # texts longer than the model's context are scored on their first max_positions tokens
+        return (prompt + encode_answer(self.tokenizer, self.fmt, answer))[: self.max_positions], len(prompt)
+
+    @torch.no_grad()
+    def _score_batch(self, keys, encoded) -> None:
+        ids = torch.tensor([e[0] for e in encoded], device=self.device)
+        hidden = self._final_hidden(ids)
+        if hidden is None:
+            # any other head: full logits, then the same statistics from an identity "head"
+            with self._autocast():
+                hidden = self.model(input_ids=ids).logits.float()
+            weight, bias = None, None
+        else:
+            head = self.model.get_output_embeddings()
+            weight, bias = head.weight, head.bias
+        self.counter.add("teacher_forced", ids.numel(), 0)  # what went through the model
+        # position t predicts token t+1: answer tokens are predicted from n_prompt-1 onward
+        spans = [(n_prompt - 1, len(seq) - 1) for seq, n_prompt in encoded]
+        positions = torch.cat([hidden[row, a:b] for row, (a, b) in enumerate(spans)])
+        targets = torch.cat([ids[row, a + 1 : b + 1] for row, (a, b) in enumerate(spans)])
+        stats = next_token_statistics(positions, weight, bias, targets, max_elements=self.max_head_elements)
+        logp, hits, mu, sigma = (t.cpu().numpy() for t in stats)
+        offset = 0
+        for key, (a, b) in zip(keys, spans):
+            n = b - a
+            part = slice(offset, offset + n)
+            self._scores[key] = SequenceScores(logp[part], hits[part], mu[part], sigma[part])
+            offset += n
+
+    # -- gradient norms ---------------------------------------------------------------
+    def gradnorms(self, pairs: Sequence[tuple[str, str]], description: str = "gradient norms") -> list[float]:
+        """Per-example L2 norm of the gradient of the mean answer NLL w.r.t. every trainable
+        parameter (the GradNorm attack). Equal-length examples share one vectorised
+        ``torch.func`` call (per-example gradients at once) when the model allows it and the
+        gradients fit the memory budget; otherwise one backward pass per example."""
+        todo = list(dict.fromkeys(p for p in pairs if p not in self._gradnorms))
+        if todo:
+            encoded = [self._encode(q, a) for q, a in todo]
+            by_length: dict[int, list[int]] = defaultdict(list)
+            for i, (ids, _) in enumerate(encoded):
+                by_length[len(ids)].append(i)
+            n_params = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+            # per-example gradients of a whole batch are held at once: rows x parameters
+            batches = self._length_batches(by_length, max(1, self.max_gradient_elements // max(1, n_params)))
+            self.counter.add("gradnorm", 0, sum(len(ids) for ids, _ in encoded))
+            with progress_bar(f"{description} ({self.label})", total=len(todo), quiet=self.quiet) as advance:
+                for batch in batches:
+                    norms = self._gradnorm_batch([encoded[i] for i in batch])
+                    for i, norm in zip(batch, norms):
+                        self._gradnorms[todo[i]] = norm
+                    advance(len(batch))
+        return [self._gradnorms[p] for p in pairs]
+
+    def _gradnorm_batch(self, encoded) -> list[float]:
+        ids = torch.tensor([e[0] for e in encoded], device=self.device)
+        mask = torch.zeros(ids.shape[0], ids.shape[1] - 1, device=self.device)
+        for row, (seq, n_prompt) in enumerate(encoded):
+            mask[row, n_prompt - 1 : len(seq) - 1] = 1.0
+        self.counter.add("gradnorm", ids.numel(), 0)
+        if self.batched_gradients and len(encoded) > 1:
+            try:
+                return self._gradnorm_vmap(ids, mask)
+            except Exception:  # data-dependent control flow and the like: fall back, once
+                self.batched_gradients = False
+        return [self._gradnorm_single(ids[r : r + 1], mask[r : r + 1]) for r in range(ids.shape[0])]
+
+    def _nll(self, logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        logp = torch.log_softmax(logits[..., :-1, :].float(), -1).gather(-1, ids[..., 1:].unsqueeze(-1)).squeeze(-1)
+        return -(logp * mask).sum(-1) / mask.sum(-1)
+
+    def _gradnorm_vmap(self, ids: torch.Tensor, mask: torch.Tensor) -> list[float]:
+        from torch.func import functional_call, grad, vmap
+
+        params = {k: v.detach() for k, v in self.model.named_parameters() if v.requires_grad}
+        buffers = dict(self.model.named_buffers())
+
+        def loss(p, row_ids, row_mask):
+            logits = functional_call(self.model, (p, buffers), (row_ids.unsqueeze(0),)).logits[0]
+            return self._nll(logits, row_ids, row_mask)
+
+        with warnings.catch_warnings():
+            # attention kernels without a batching rule fall back to a loop inside vmap: slower, still right
+            warnings.filterwarnings("ignore", message="There is a performance drop")
+            grads = vmap(grad(loss), in_dims=(None, 0, 0))(params, ids, mask)
+        squared = sum(g.pow(2).flatten(1).sum(1) for g in grads.values())
+        return squared.sqrt().tolist()
+
+    def _gradnorm_single(self, ids: torch.Tensor, mask: torch.Tensor) -> float:
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        with torch.enable_grad():
+            loss = self._nll(self.model(input_ids=ids).logits[0], ids[0], mask[0])
+            grads = torch.autograd.grad(loss, params)
+        return float(torch.sqrt(sum(g.pow(2).sum() for g in grads)))
+
+    # -- generation -----------------------------------------------------------------------
+    # -- hidden states ------------------------------------------------------------------
+    @torch.no_grad()
+    def hidden_states(self, items: Sequence[tuple[str, str]], description: str = "hidden states") -> np.ndarray:
+        """The residual stream at the last token of each (question, answer prefix), every
+        layer: ``[n, n_layers + 1, hidden]`` float32 (index 0 is the embedding output). What a
+        probe reads: the state from which the model would say what comes next (an empty
+        prefix: the start of its answer). Equal-length inputs share a forward pass; counted
+        outside the forward-token ratio."""
+        prompts = [encode_prompt(self.tokenizer, self.fmt, q)
+                   + (self.tokenizer(self.fmt.answer_prefix + p, add_special_tokens=False)["input_ids"] if p else [])
+                   for q, p in items]
+        by_length: dict[int, list[int]] = defaultdict(list)
+        for i, p in enumerate(prompts):
+            by_length[len(p)].append(i)
+        out: list[np.ndarray | None] = [None] * len(prompts)
+        with progress_bar(f"{description} ({self.label})", total=len(prompts), quiet=self.quiet) as advance:
+            for batch in self._length_batches(by_length):
+                ids = torch.tensor([prompts[i] for i in batch], device=self.device)
+                with self._autocast():
+                    states = self.model(input_ids=ids, output_hidden_states=True).hidden_states
+                last = torch.stack([h[:, -1].float() for h in states], dim=1).cpu().numpy()
+                self.counter.add("hidden_states", ids.numel(), ids.numel())
+                for row, i in enumerate(batch):
+                    out[i] = last[row]
+                advance(len(batch))
+        return np.stack(out) if out else np.zeros((0, 0, 0), dtype=np.float32)
+
+    def generate(self, questions: Sequence[str], max_new_tokens: int = 200, description: str = "generating") -> list[str]:
+        """Greedy answers. Prompts of equal length are decoded together with a KV cache, and a
+        row leaves the batch as soon as it emits the end token."""
+        todo = list(dict.fromkeys(q for q in questions if (q, max_new_tokens) not in self._generations))
+        if todo:
+            prompts = [encode_prompt(self.tokenizer, self.fmt, q) for q in todo]
+            by_length: dict[int, list[int]] = defaultdict(list)
+            for i, p in enumerate(prompts):
+                by_length[len(p)].append(i)
+            with progress_bar(f"{description} ({self.label})", total=len(todo), quiet=self.quiet) as advance:
+                for batch in self._length_batches(by_length):
+                    outs = self._generate_batch([prompts[i] for i in batch], max_new_tokens)
+                    for i, out in zip(batch, outs):
+                        self._generations[(todo[i], max_new_tokens)] = out
+                    advance(len(batch))
+        return [self._generations[(q, max_new_tokens)] for q in questions]
+
+    @torch.no_grad()
+    def _generate_batch(self, prompts: list[list[int]], max_new_tokens: int) -> list[str]:
+        eos = self.tokenizer.eos_token_id
+        ids = torch.tensor(prompts, device=self.device)
+        budget = max(0, min(max_new_tokens, self.max_positions - ids.shape[1]))
+        generated: list[list[int]] = [[] for _ in prompts]
+        if budget == 0:
+            return ["" for _ in prompts]
+        with self._autocast():
+            out = self.model(input_ids=ids, use_cache=True)
+        forwarded = ids.numel()
+        cache, active = out.past_key_values, torch.arange(len(prompts), device=self.device)
+        next_tokens = out.logits[:, -1].argmax(-1)
+        for step in range(budget):
+            for row, tok in zip(active.tolist(), next_tokens.tolist()):
+                generated[row].append(tok)
+            keep = next_tokens != eos
+            if step == budget - 1 or not bool(keep.any()):
+                break
+            if not bool(keep.all()):
+                index = keep.nonzero().squeeze(-1)
+                cache.batch_select_indices(index)
+                active, next_tokens = active[index], next_tokens[index]
+            with self._autocast():
+                out = self.model(input_ids=next_tokens.unsqueeze(-1), past_key_values=cache, use_cache=True)
+            forwarded += next_tokens.numel()
+            cache, next_tokens = out.past_key_values, out.logits[:, -1].argmax(-1)
+        # every token but the last one of a row had to be forwarded: prompt + generated - 1
+        unique = sum(len(p) + len(g) - 1 for p, g in zip(prompts, generated))
+        self.counter.add("generation", forwarded, unique)
+        texts = []
+        for g in generated:
+            if g and g[-1] == eos:
+                g = g[:-1]
+            texts.append(self.tokenizer.decode(g, skip_special_tokens=True).strip())
+        return texts

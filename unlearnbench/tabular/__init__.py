@@ -1,0 +1,1 @@
+"""The regression family: MLP regressors, their training loop and the anamnesis index."""

@@ -1,0 +1,1 @@
+"""The classifier family: image classifiers, their training loop and forget-set selection."""

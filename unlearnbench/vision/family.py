@@ -1,0 +1,45 @@
+"""The classifier family: image classifiers on digits, CIFAR-10 and CIFAR-100.
+
+Tasks hold arrays and forget indices (:class:`unlearnbench.task.ClassifierTask`); a method gets
+:class:`unlearnbench.method.ClassifierData`; the suite scores a model by its class
+probabilities on the forget, retain and test rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from unlearnbench.arraytasks import describe_arrays, forget_indices_option
+from unlearnbench.family import Family, Option
+from unlearnbench.registry import register_family
+
+
+
+def _mia_features() -> tuple[str, ...]:
+    from unlearnbench.metrics.classifier import MIA_FEATURES
+
+    return tuple(MIA_FEATURES)
+
+
+@register_family("classifier", summary="image classifiers (digits, CIFAR-10/100)")
+class ClassifierFamily(Family):
+    kind = "classifier"
+    description = "image classifiers: arrays and forget indices, scored by class probabilities"
+    options = (
+        forget_indices_option(),
+        Option("mia_feature", "the MIA-Efficacy attacker's feature", default="confidence", task=False,
+               choices=_mia_features, in_run_id=True),
+    )
+    commands = ("unlearnbench.vision.commands:forgetset",)
+
+    def describe(self, task) -> dict[str, Any]:
+        return describe_arrays(task) | {"classes": task.num_classes, "forget class": task.forget_class}
+
+    def method_data(self, task, forget_role: str, target) -> Any:
+        from unlearnbench.method import ClassifierData
+
+        f, r = task.forget_indices, task.retain_indices
+        return ClassifierData(
+            x_forget=task.x_train[f], y_forget=task.y_train[f], x_retain=task.x_train[r], y_retain=task.y_train[r],
+            num_classes=task.num_classes, model_config=task.model_config, train_config=task.train_config,
+            x_train=task.x_train, y_train=task.y_train, forget_indices=f, forget_class=task.forget_class)
