@@ -78,3 +78,16 @@ def run_muse(tiny_muse, tmp_path):
         return run(RunSpec(task="muse-synth/news", method=method, task_options={"synth": tiny_muse}, **fields))
 
     return _run
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Small CPU models train on one thread in these modules (bit-stable results, no thread
+    overhead on tiny batches); the thread count is restored afterwards, so the rest of the
+    session (the synthetic worlds) trains on every core."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

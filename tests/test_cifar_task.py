@@ -19,12 +19,7 @@ TINY = {"train": ClassifierTrainConfig(epochs=1, batch_size=16), "width": 4}
 N = 40  # images per split
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def png(rng) -> bytes:

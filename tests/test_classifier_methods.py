@@ -22,11 +22,10 @@ CLASSIFIER_ONLY = ["ft", "rl", "l1sparse", "bs", "be", "salun"]
 
 
 @pytest.fixture(scope="module")
-def problem():
+def problem(one_thread):
     """350 training digits (35 to forget), a SmallCNN of width 8 trained for 10 epochs."""
     from sklearn.datasets import load_digits
 
-    torch.set_num_threads(1)
     digits = load_digits()
     x = ((digits.images / 16.0 - 0.3) / 0.4).astype(np.float32)[:, None]
     y = digits.target.astype(np.int64)

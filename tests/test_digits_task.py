@@ -30,12 +30,7 @@ N_TRAIN = 1437  # 80% of sklearn's 1,797 digits
 CNN = {"arch": "small_cnn", "num_classes": 10, "in_channels": 1, "image_size": 8, "width": 8}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def digits(variant, **options):

@@ -15,7 +15,7 @@ from unlearnbench.vision.forgetsets import (
     proxy_gradnorm_indices, proxy_loss_indices, select, worst_case_indices,
 )
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class TinyNet(nn.Module):

@@ -12,7 +12,7 @@ import torch
 from unlearnbench import registry
 from unlearnbench.method import RegressionData, RunContext
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 REGRESSION_METHODS = ["original", "retrain", "ga", "ft", "gaussian", "blindspot"]
 

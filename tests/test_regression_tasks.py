@@ -34,12 +34,7 @@ N_TRAIN = 353  # 80% of sklearn's 442 diabetes patients
 MLP = {"arch": "mlp", "in_features": 3, "hidden": [16, 16]}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def diabetes(variant, **options):

@@ -29,7 +29,6 @@ class RandomLabel(Method):
         epochs: int = 5
         lr: float = 0.01
 
-
     def unlearn(self, model, data, params, ctx):
         x, y = relabelled_training_set(data, ctx.seed)
         return train_classifier(model, x, y, sgd_config(params), ctx.seed, device=ctx.device, quiet=ctx.quiet,

@@ -86,3 +86,13 @@ class Lens:
         """What besides the task, the models, the lens version and the seed changes the
         references' scores (it goes into their cache key)."""
         return {}
+
+
+class LanguageModelLens(Lens):
+    """A model lens of language models whose scores depend on the task's concepts and probe
+    questions (part of their references' cache key)."""
+
+    kinds = ("language_model",)
+
+    def reference_key(self, task) -> dict[str, Any]:
+        return {"concepts": task.concepts, "probes": task.probes}

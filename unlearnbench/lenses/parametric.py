@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from unlearnbench.metrics import parametric as pm
-from unlearnbench.lenses.base import Lens, LensContext
+from unlearnbench.lenses.base import LanguageModelLens, LensContext
 from unlearnbench.registry import register_lens
 from unlearnbench.suites.common import MetricRow
 
@@ -195,11 +195,10 @@ def aggregate(per_example: dict, references: dict | None = None, *, seed: int = 
 
 
 @register_lens("parametric")
-class Parametric(Lens):
+class Parametric(LanguageModelLens):
     name = "parametric"
     description = "concept vectors and linear probes: is the knowledge still in the weights?"
     order = 30
-    kinds = ("language_model",)
     version = LENS_VERSION
 
     rows = staticmethod(rows)
@@ -211,6 +210,3 @@ class Parametric(Lens):
             return None
         return (f"task {task.spec.name!r} provides no concepts or probe questions (a ConceptVectors file can name "
                 "concepts: --concepts FILE)")
-
-    def reference_key(self, task) -> dict:
-        return {"concepts": task.concepts, "probes": task.probes}

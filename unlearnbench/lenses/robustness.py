@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from unlearnbench.metrics import robustness as rm
-from unlearnbench.lenses.base import Lens, LensContext
+from unlearnbench.lenses.base import LanguageModelLens, LensContext
 from unlearnbench.registry import register_lens
 from unlearnbench.suites.common import MetricRow
 
@@ -177,14 +177,13 @@ def aggregate(per_example: dict, references: dict | None = None, *, seed: int = 
 
 
 @register_lens("robustness")
-class Robustness(Lens):
+class Robustness(LanguageModelLens):
     """Language models here; the regression suite measures its own robustness row (the
     anamnesis index) in its scoring pass."""
 
     name = "robustness"
     description = "relearning and quantization attacks: does the knowledge come back?"
     order = 40
-    kinds = ("language_model",)
     version = LENS_VERSION
 
     rows = staticmethod(rows)
@@ -193,6 +192,3 @@ class Robustness(Lens):
 
     def missing(self, task) -> str | None:
         return None if available(task) else f"task {task.spec.name!r} has a forget set of fewer than two rows"
-
-    def reference_key(self, task) -> dict:
-        return {"concepts": task.concepts, "probes": task.probes}  # the keys these caches always had

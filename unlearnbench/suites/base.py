@@ -59,3 +59,18 @@ class Suite(abc.ABC):
         """What besides the task, the model and the suite version changes the references'
         per-example scores (it goes into their cache key)."""
         return {}
+
+
+class LanguageModelSuite(Suite):
+    """A language-model suite: ``statistics(engine, splits, privacy=)`` asks the scoring engine
+    for everything (the privacy lens's attacks only when the run measures it) and
+    ``per_example(stats)`` keeps the JSON-able scores; subclasses set both as static methods."""
+
+    statistics: Any = None
+    per_example: Any = None
+
+    def score(self, scorer, ctx: ScoreContext) -> dict[str, Any]:
+        return self.per_example(self.statistics(scorer, ctx.task.splits, privacy="privacy" in ctx.lenses))
+
+    def reference_key(self, ctx: ScoreContext) -> dict[str, Any]:
+        return {} if "privacy" in ctx.lenses else {"privacy": False}  # runs with privacy keep their old keys

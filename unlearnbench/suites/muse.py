@@ -15,7 +15,7 @@ from unlearnbench.metrics import muse, privacy as attacks
 from unlearnbench.suites import privacy as privacy_lens
 from unlearnbench.suites.common import MetricRow, mean_metric
 from unlearnbench.registry import register_suite
-from unlearnbench.suites.base import ScoreContext, Suite
+from unlearnbench.suites.base import LanguageModelSuite
 
 KNOWMEM = {"forget": ("knowmem_forget_qa", "knowmem_forget_qa_icl"), "retain": ("knowmem_retain_qa", "knowmem_retain_qa_icl")}
 
@@ -98,14 +98,9 @@ def muse_aggregate(per_example: dict, oracle_per_example: dict | None, *, seed: 
 
 
 @register_suite("muse", summary="MUSE: VerbMem, KnowMem on forget and retain, PrivLeak")
-class MuseSuite(Suite):
+class MuseSuite(LanguageModelSuite):
     name = "muse"
-
     rows = staticmethod(muse_rows)
+    statistics = staticmethod(muse_statistics)
+    per_example = staticmethod(muse_per_example)
     aggregate = staticmethod(muse_aggregate)
-
-    def score(self, scorer, ctx: ScoreContext) -> dict:
-        return muse_per_example(muse_statistics(scorer, ctx.task.splits, privacy="privacy" in ctx.lenses))
-
-    def reference_key(self, ctx: ScoreContext) -> dict:
-        return {} if "privacy" in ctx.lenses else {"privacy": False}  # runs with privacy keep their old keys

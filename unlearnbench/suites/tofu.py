@@ -11,7 +11,7 @@ from unlearnbench.metrics import behavior
 from unlearnbench.suites import privacy as privacy_lens
 from unlearnbench.suites.common import MetricRow, mean_metric
 from unlearnbench.registry import register_suite
-from unlearnbench.suites.base import ScoreContext, Suite
+from unlearnbench.suites.base import LanguageModelSuite
 
 EVAL_ROLES = {"forget": "forget_eval", "retain": "retain_eval", "real_authors": "real_authors_eval", "world_facts": "world_facts_eval"}
 HAS_PARAPHRASE = ("forget", "retain")  # on these, "correct" is the paraphrased answer (TOFU)
@@ -146,14 +146,9 @@ def tofu_aggregate(per_example: dict, oracle_per_example: dict | None, *, seed: 
 
 
 @register_suite("tofu", summary="TOFU: probability, ROUGE-L, truth ratio, forget quality, model utility")
-class TofuSuite(Suite):
+class TofuSuite(LanguageModelSuite):
     name = "tofu"
-
     rows = staticmethod(tofu_rows)
+    statistics = staticmethod(tofu_statistics)
+    per_example = staticmethod(tofu_per_example)
     aggregate = staticmethod(tofu_aggregate)
-
-    def score(self, scorer, ctx: ScoreContext) -> dict:
-        return tofu_per_example(tofu_statistics(scorer, ctx.task.splits, privacy="privacy" in ctx.lenses))
-
-    def reference_key(self, ctx: ScoreContext) -> dict:
-        return {} if "privacy" in ctx.lenses else {"privacy": False}  # runs with privacy keep their old keys
