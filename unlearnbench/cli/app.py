@@ -107,12 +107,17 @@ def result_table(result) -> Table:
     return table
 
 
+def _count(value) -> str:
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else _fmt(value)
+
+
 def _table_footer(result) -> str:
     """The counts behind the metrics, the legend of the directions, and the verdict."""
     from unlearnbench.verdict import LEGEND, verdict
 
     record = result.record
-    counts = [f"{row.name} {_fmt(record.metrics[row.name])}" for row in result.rows if row.count and row.name in record.metrics]
+    counts = [f"{row.name} {_count(record.metrics[row.name])}" for row in result.rows
+              if row.count and row.name in record.metrics]
     lines = [f"counts: {', '.join(counts)}"] if counts else []
     lines.append(LEGEND)
     line = verdict(record.metrics, record.reference, result.rows)
