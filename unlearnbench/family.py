@@ -88,8 +88,9 @@ class Family:
 
     # ------------------------------------------------------------------------ unlearning
     def method_data(self, task, forget_role: str, target) -> Any:
-        """What a method of this kind sees of the task (forget set ``task.splits[forget_role]``)."""
-        raise NotImplementedError
+        """What a method of this kind sees of the task (forget set ``task.splits[forget_role]``);
+        every family defines it."""
+        raise TypeError(f"{type(self).__name__} (task kind {self.kind!r}) does not define method_data.")
 
     def copy_model(self, model, device):
         """A copy of ``model`` the method may change (the runner never hands it the target)."""
