@@ -20,6 +20,11 @@ from typing import Any, Callable, ClassVar
 from unlearnbench.errors import UnknownNameError, UserError
 
 
+def flag(name: str) -> str:
+    """The command-line spelling of option ``name`` (``forget_indices`` -> ``--forget-indices``)."""
+    return "--" + name.replace("_", "-")
+
+
 @dataclass(frozen=True)
 class Option:
     """An option a family's tasks or runs accept (``--forget-indices FILE`` on the command line,
@@ -41,7 +46,7 @@ class Option:
 
     @property
     def flag(self) -> str:
-        return "--" + self.name.replace("_", "-")
+        return flag(self.name)
 
     def convert(self, value: Any) -> Any:
         if value is None or not isinstance(value, str) or self.type is str:
@@ -74,9 +79,6 @@ class Family:
                   task_options: dict[str, Any]):
         """Build the task from its registered factory and the task options."""
         return factory(data_dir=data_dir, model=model, oracle=oracle, quiet=quiet, **task_options)
-
-    def check_task(self, task, method) -> None:
-        """Refuse, before any model is loaded, a method that needs data the task lacks."""
 
     def describe(self, task) -> dict[str, Any]:
         """What ``unlearnbench show task`` prints about a built task: its data by role (rows)."""
@@ -116,10 +118,6 @@ class Family:
 
         return LensContext(task=task, tokenizer=target.tokenizer, device=device, original=target.model, quiet=True,
                            seed=seed, unlearn=unlearn, options=options, progress=not quiet)
-
-    def release(self, model) -> None:
-        """Free what a model holds once it is no longer needed (e.g. accelerator memory)."""
-
 
 def get_family(kind: str) -> Family:
     """The registered family of task kind ``kind``."""

@@ -187,6 +187,11 @@ def get(kind: str, name: str) -> Entry:
     return known[name]
 
 
+def kind_label(kind: str) -> str:
+    """A task kind as users read it (``language_model`` -> ``language-model``)."""
+    return kind.replace("_", "-")
+
+
 def method_kinds(name: str) -> dict[str, Entry]:
     """Every task kind's class of method ``name`` (task kind -> entry)."""
     get("method", name)
@@ -200,8 +205,8 @@ def method(name: str, task_kind: str) -> Entry:
     if task_kind in by_kind:
         return by_kind[task_kind]
     fitting = [n for n, k in _methods.items() if task_kind in k]
-    raise UserError(f"Method {name!r} does not apply to {task_kind.replace('_', '-')} tasks "
-                    f"(it has {', '.join(k.replace('_', '-') for k in by_kind)}). Methods that do: {', '.join(fitting)}.")
+    raise UserError(f"Method {name!r} does not apply to {kind_label(task_kind)} tasks "
+                    f"(it has {', '.join(kind_label(k) for k in by_kind)}). Methods that do: {', '.join(fitting)}.")
 
 
 def unregister(kind: str, name: str) -> None:

@@ -29,6 +29,7 @@ from typing import Any
 from unlearnbench import registry
 from unlearnbench.cache import cache_root, fingerprint
 from unlearnbench.errors import TrainingDivergedError, UnknownNameError, UserError
+from unlearnbench.family import flag
 from unlearnbench.records import RunRecord, make_run_id, provenance, save_record, write_json_atomic
 
 DEFAULT_TASK = "tofu-synth/forget10"
@@ -142,27 +143,25 @@ def task_modes(entry) -> tuple[str, ...]:
     return tuple(m.strip() for m in str(entry.info.get("modes", "")).split(",") if m.strip() not in ("", "-"))
 
 
-def _canonical(names) -> tuple[str, ...]:
+def _canonical(names, known: dict) -> tuple[str, ...]:
     """Default lenses first, then the others, each in display order (the record's order)."""
-    from unlearnbench.lenses import all_lenses
-
-    known = all_lenses()
     return tuple(sorted(dict.fromkeys(names), key=lambda n: (not known[n].default, known[n].order, n)))
 
 
-def resolve_lenses(requested) -> tuple[str, ...]:
+def resolve_lenses(requested, known: dict | None = None) -> tuple[str, ...]:
     """``--lens`` as given: names replace the defaults, ``+name`` adds to them, ``-name``
-    leaves one out; unknown names fail with the known ones."""
-    from unlearnbench.lenses import all_lenses, default_lenses
+    leaves one out; unknown names fail with the known ones (``known``: the lens registry)."""
+    from unlearnbench.lenses import all_lenses
 
-    known = all_lenses()
+    known = known if known is not None else all_lenses()
+    defaults = [name for name, lens in known.items() if lens.default]
     if requested is None:
-        return _canonical(default_lenses())
+        return _canonical(defaults, known)
     names = [n.strip() for n in requested if n.strip()]
     if not names:
         raise UserError(f"--lens needs at least one lens (known: {', '.join(known)}).")
     relative = [n for n in names if n[0] in "+-"]
-    chosen = list(default_lenses()) if len(relative) == len(names) else []
+    chosen = list(defaults) if len(relative) == len(names) else []
     for name in names:
         bare = name.lstrip("+-")
         if bare not in known:
@@ -173,14 +172,14 @@ def resolve_lenses(requested) -> tuple[str, ...]:
             chosen.append(bare)
     if not chosen:
         raise UserError(f"--lens {','.join(names)} leaves no lens to measure.")
-    return _canonical(chosen)
+    return _canonical(chosen, known)
 
 
 def _check_lenses(requested, family, suite) -> tuple[tuple[str, ...], dict, tuple[str, ...]]:
     from unlearnbench.lenses import all_lenses
 
     known = all_lenses()
-    lenses = resolve_lenses(requested)
+    lenses = resolve_lenses(requested, known)
     on_suite = set(suite.lenses())
     fitting = [n for n, lens in known.items() if n in on_suite or (lens.model_lens and family.kind in (lens.kinds or (family.kind,)))]
     # a default lens the task's suite does not measure is left out; a lens asked for by name must fit
@@ -189,8 +188,8 @@ def _check_lenses(requested, family, suite) -> tuple[tuple[str, ...], dict, tupl
     lenses = tuple(n for n in lenses if n in fitting)
     if wrong:
         kinds = {n: known[n].kinds for n in wrong if known[n].kinds}
-        where = "; ".join(f"{n} is for {', '.join(k.replace('_', '-') for k in ks)} tasks" for n, ks in kinds.items())
-        raise UserError(f"The {' and '.join(wrong)} lens(es) do not apply to {family.kind.replace('_', '-')} tasks"
+        where = "; ".join(f"{n} is for {', '.join(registry.kind_label(k) for k in ks)} tasks" for n, ks in kinds.items())
+        raise UserError(f"The {' and '.join(wrong)} lens(es) do not apply to {registry.kind_label(family.kind)} tasks"
                         f"{' (' + where + ')' if where else ''}; they have {', '.join(fitting)}.")
     model_lenses = {n: known[n] for n in lenses if known[n].model_lens and n not in on_suite}
     return lenses, model_lenses, tuple(fitting)
@@ -214,8 +213,7 @@ def _check_options(spec: RunSpec, family, lenses) -> tuple[dict, dict]:
         option = declared.get(name)
         if option is None:
             elsewhere = _owners(name, all_lenses().values())
-            flag = "--" + name.replace("_", "-")
-            raise UserError(f"{flag} is not an option of {spec.task!r} ({family.kind.replace('_', '-')} task"
+            raise UserError(f"{flag(name)} is not an option of {spec.task!r} ({registry.kind_label(family.kind)} task"
                             f"{' with the lenses asked for' if lenses else ''}); "
                             + (f"it is for {elsewhere}." if elsewhere else f"known options: "
                                f"{', '.join(o.flag for o in declared.values()) or 'none'}."))
@@ -231,7 +229,7 @@ def _check_options(spec: RunSpec, family, lenses) -> tuple[dict, dict]:
 
 def _owners(name: str, lenses) -> str:
     """Which task kinds or lenses declare option ``name`` (for an error message)."""
-    kinds = sorted(e.name.replace("_", "-") + (f" ({', '.join(o.tasks)})" if o.tasks else "")
+    kinds = sorted(registry.kind_label(e.name) + (f" ({', '.join(o.tasks)})" if o.tasks else "")
                    for e in registry.entries("family").values() for o in e.obj.options if o.name == name)
     owners = [" and ".join(kinds) + " tasks"] if kinds else []
     owners += [f"the {lens.name} lens" for lens in lenses for o in lens.options if o.name == name]
@@ -332,12 +330,11 @@ def run(spec: RunSpec) -> RunResult:
 
 
 def _check_task(p: Plan, task) -> None:
-    """What needs the task's data: the model lenses' inputs and the family's method check."""
+    """What needs the task's data: the model lenses' inputs."""
     for name, lens in p.model_lenses.items():
         why = lens.missing(task)
         if why:
             raise UserError(f"The {name} lens cannot measure this task: {why}. Run without it.")
-    p.family.check_task(task, p.method)
 
 
 def _evaluate(p: Plan, r: _Run, task) -> tuple[dict, list]:
@@ -354,7 +351,7 @@ def _evaluate(p: Plan, r: _Run, task) -> tuple[dict, list]:
         references, r.record.reference = (scoring.references(oracle) if p.suite_lenses else
                                           ({"original": {}, "oracle": {}}, {"original": {}, "oracle": {}}))
     if not p.model_lenses:
-        family.release(oracle.model)
+        oracle = None  # nothing reads the oracle again: let its memory go before unlearning
     model, data, per_example, metrics, ci, steps = _unlearn_steps(p, r, task, target, scoring, references)
 
     rows = [row for row in suite.rows() if row.lens in p.lenses]

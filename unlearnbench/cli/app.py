@@ -235,7 +235,7 @@ def list_(
     wanted = task_kind.replace("-", "_") if task_kind else None
     if wanted is not None and wanted not in registry.entries("family"):
         fail(f"--kind {task_kind!r}: task kinds are "
-             f"{', '.join(k.replace('_', '-') for k in registry.entries('family'))}.")
+             f"{', '.join(registry.kind_label(k) for k in registry.entries('family'))}.")
     rows = {Kind.tasks: _task_rows, Kind.methods: _method_rows, Kind.metrics: _metric_rows,
             Kind.lenses: _lens_rows, Kind.options: _option_rows}[kind](wanted)
     if format is Format.json:
@@ -250,14 +250,10 @@ def list_(
     out_console.print(table)
 
 
-def _kind_name(kind: str) -> str:
-    return kind.replace("_", "-")
-
-
 def _task_rows(kind: str | None) -> list[dict]:
     from unlearnbench import registry
 
-    return [{"name": e.name, "kind": _kind_name(e.info.get("kind", "language_model")), "suite": e.info.get("suite", ""),
+    return [{"name": e.name, "kind": registry.kind_label(e.info.get("kind", "language_model")), "suite": e.info.get("suite", ""),
              "modes": e.info.get("modes", "-"), "summary": e.summary}
             for e in registry.entries("task").values() if kind in (None, e.info.get("kind", "language_model"))]
 
@@ -272,9 +268,9 @@ def _method_rows(kind: str | None) -> list[dict]:
         by_kind = {k: e for k, e in registry.method_kinds(name).items() if kind in (None, k)}
         if not by_kind:
             continue
-        blocks = [f"{_kind_name(k)}: " + (", ".join(f"{f.name}={f.default}" for f in fields(e.obj.params_class(k))) or "-")
+        blocks = [f"{registry.kind_label(k)}: " + (", ".join(f"{f.name}={f.default}" for f in fields(e.obj.params_class(k))) or "-")
                   for k, e in by_kind.items()]
-        rows.append({"name": name, "task_kinds": " / ".join(_kind_name(k) for k in by_kind),
+        rows.append({"name": name, "task_kinds": " / ".join(registry.kind_label(k) for k in by_kind),
                      "hyperparameters (defaults, per kind)": "; ".join(blocks),
                      "summary": next(iter(by_kind.values())).summary})
     return rows
@@ -288,11 +284,12 @@ def _metric_rows(kind: str | None) -> list[dict]:
 
 
 def _lens_rows(kind: str | None) -> list[dict]:
+    from unlearnbench import registry
     from unlearnbench.lenses import all_lenses
 
     return [{"name": n, "default": "yes" if lens.default else "",
              "task kinds": "all (the suite's rows)" if not lens.model_lens else
-             " / ".join(_kind_name(k) for k in lens.kinds or ()) or "all",
+             " / ".join(registry.kind_label(k) for k in lens.kinds or ()) or "all",
              "description": lens.description} for n, lens in all_lenses().items()
             if kind is None or not lens.model_lens or kind in (lens.kinds or (kind,))]
 
@@ -301,7 +298,7 @@ def _option_rows(kind: str | None) -> list[dict]:
     from unlearnbench import registry
     from unlearnbench.lenses import all_lenses
 
-    rows = [{"option": o.flag, "for": f"{_kind_name(name)} tasks" + (f" ({', '.join(o.tasks)})" if o.tasks else ""),
+    rows = [{"option": o.flag, "for": f"{registry.kind_label(name)} tasks" + (f" ({', '.join(o.tasks)})" if o.tasks else ""),
              "default": "" if o.default is None else str(o.default), "help": o.help}
             for name, e in registry.entries("family").items() if kind in (None, name) for o in e.obj.options]
     rows += [{"option": o.flag, "for": f"--lens {n}", "default": "" if o.default is None else str(o.default),
@@ -332,7 +329,7 @@ def show_task(
     except UserError as exc:
         fail(str(exc))
     entry = registry.get("task", name)
-    info = {"task": name, "summary": entry.summary, "kind": _kind_name(p.family.kind), "suite": p.suite.name,
+    info = {"task": name, "summary": entry.summary, "kind": registry.kind_label(p.family.kind), "suite": p.suite.name,
             "version": task.spec.version, "fingerprint": task.fingerprint, "options": task.spec.to_json()["options"],
             **p.family.describe(task), "modes": entry.info.get("modes", "-"), "lenses that apply": ", ".join(p.applicable),
             "default lenses": ", ".join(p.lenses), "cache": str(cache_root())}

@@ -61,7 +61,6 @@ class Lens:
     kinds: ClassVar[tuple[str, ...] | None] = None  # task kinds a model lens applies to (None: all)
     version: ClassVar[str] = "1"  # bumped when its scores change: cached references are recomputed
     references: ClassVar[bool] = True  # score the original target and the oracle too (cached)
-    needs_method: ClassVar[bool] = False  # per_example runs the method again (ctx.unlearn)
     options: ClassVar[tuple] = ()  # unlearnbench.family.Option: run options it reads from ctx.options
 
     def rows(self) -> list[MetricRow]:

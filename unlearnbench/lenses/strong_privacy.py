@@ -118,7 +118,6 @@ class StrongPrivacy(Lens):
     kinds = ("classifier",)
     version = LENS_VERSION
     references = False
-    needs_method = True
     options = (Option("strong_models", "models per side (unlearned and retrained)", type=int, default=DEFAULT_MODELS,
                       task=False),)
 
