@@ -76,17 +76,33 @@ class Family:
 
     # -------------------------------------------------------------- building and loading
     def load_task(self, factory: Callable[..., Any], *, data_dir, model, oracle, quiet: bool,
-                  task_options: dict[str, Any]):
-        """Build the task from its registered factory and the task options."""
+                  task_options: dict[str, Any], device: str = "auto"):
+        """Build the task from its registered factory and the task options. ``device`` is the
+        run's ``--device`` (``auto``, ``cpu``, ``cuda``...): where the task's own training
+        recipe trains its target and oracle (a family passes it on where its factories take it)."""
         return factory(data_dir=data_dir, model=model, oracle=oracle, quiet=quiet, **task_options)
 
     def describe(self, task) -> dict[str, Any]:
         """What ``unlearnbench show task`` prints about a built task: its data by role (rows)."""
         return {}
 
-    def load_models(self, task):
-        """``(target, oracle)`` as :class:`unlearnbench.task.LoadedModel`."""
+    def load_models(self, task, *, device=None, options: dict | None = None):
+        """``(target, oracle)`` as :class:`unlearnbench.task.LoadedModel` (``device``: the run's
+        resolved torch device; ``options``: the run options, e.g. a language model's dtype)."""
         return task.load_target(), task.load_oracle()
+
+    def load_unlearned(self, source: str, task, target, *, device, options: dict):
+        """A model unlearned elsewhere (``--unlearned PATH``), as a
+        :class:`~unlearnbench.task.LoadedModel`: a folder :meth:`save_model` wrote, or what the
+        kind's own loader reads (a ``save_pretrained`` folder or hub id for language models)."""
+        raise UserError(f"--unlearned is not supported for {self.kind.replace('_', ' ')} tasks yet.")
+
+    def save_model(self, model, folder, *, task, target, artifacts: dict) -> dict[str, Any]:
+        """Write the unlearned ``model`` under ``folder`` (``--save-model``) so that
+        :meth:`load_unlearned` reads it back; ``artifacts`` is what the method left in
+        ``ctx.artifacts`` (a LoRA adapter, ...). Returns what the record says about the saved
+        model (its layout and fingerprint)."""
+        raise UserError(f"--save-model is not supported for {self.kind.replace('_', ' ')} tasks yet.")
 
     # ------------------------------------------------------------------------ unlearning
     def method_data(self, task, forget_role: str, target) -> Any:
@@ -99,7 +115,10 @@ class Family:
         return copy.deepcopy(model).to(device)
 
     def unlearn(self, method, model, data, params, ctx):
-        """Apply the method to a copy of ``model``."""
+        """Apply the method to a copy of ``model`` (a method that loads its own model, like
+        ``external``, is given none)."""
+        if method.loads_model:
+            return method.unlearn(None, data, params, ctx)
         return method.unlearn(self.copy_model(model, ctx.device), data, params, ctx)
 
     # --------------------------------------------------------------------------- scoring

@@ -73,6 +73,10 @@ class RunContext:
     recipe: Any = None  # unlearnbench.task.Recipe or None
     log: Callable[[str], None] = lambda message: None
     info: dict = dataclasses.field(default_factory=dict)  # what a method reports (e.g. SISA's retrained share); kept in the record
+    # what a method leaves for --save-model beside the weights (a LoRA adapter: {"lora": ...})
+    artifacts: dict = dataclasses.field(default_factory=dict)
+    # loads a model unlearned elsewhere through the task's family (the external method)
+    load_unlearned: Callable[[str], Any] | None = None
 
 
 class Method(abc.ABC):
@@ -84,6 +88,7 @@ class Method(abc.ABC):
     name: ClassVar[str] = ""
     needs: ClassVar[tuple[str, ...]] = ("forget",)
     kinds: ClassVar[tuple[str, ...]] = ("language_model",)
+    loads_model: ClassVar[bool] = False  # True: unlearn() is given no model and loads its own (external)
 
     @dataclass(frozen=True)
     class Params:

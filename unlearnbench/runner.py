@@ -34,6 +34,8 @@ from unlearnbench.records import RunRecord, make_run_id, provenance, save_record
 
 DEFAULT_TASK = "tofu-synth/forget10"
 DEFAULT_METHOD = "npo"
+EXTERNAL = "external"  # the method --unlearned runs
+MODEL_DIR = "model"  # where --save-model writes the unlearned weights, beside the record
 MODES = {
     "standard": "unlearn the task's forget set once",
     "scalability": "unlearn growing forget sets (scal/forget_1..4), each from the original target",
@@ -61,6 +63,8 @@ class RunSpec:
     lenses: tuple[str, ...] | None = None  # None: the default lenses; "+name" adds to them
     options: dict[str, Any] = field(default_factory=dict)  # the family's and the lenses' declared options
     task_options: dict[str, Any] = field(default_factory=dict)  # passed to the task factory as they are (library use)
+    unlearned: str | None = None  # score a model unlearned elsewhere (method "external"; a folder or hub:<id>)
+    save_model: bool = False  # keep the unlearned weights beside the record (runs/<id>/model)
 
 
 @dataclass
@@ -100,8 +104,21 @@ def plan(spec: RunSpec) -> Plan:
     from unlearnbench.method import parse_params
 
     entry, family, suite = _task_parts(spec.task)
+    raw_params = dict(spec.params)
+    if spec.unlearned is not None:
+        if spec.method != EXTERNAL:
+            raise UserError(f"--unlearned scores a model unlearned elsewhere: it implies the method {EXTERNAL}, "
+                            f"so it cannot go with --method {spec.method}. Drop one of them.")
+        if not str(spec.unlearned).strip():
+            raise UserError("--unlearned needs a folder or hub:<org>/<name>.")
+        raw_params["source"] = str(spec.unlearned)
+        local = Path(str(spec.unlearned)).expanduser()
+        if not str(spec.unlearned).startswith("hub:") and (str(spec.unlearned).startswith((".", "/", "~")) or
+                                                            local.exists()) and not local.is_dir():
+            raise UserError(f"--unlearned {spec.unlearned}: no such folder. Pass the folder the model was saved to "
+                            "(save_pretrained or --save-model) or hub:<org>/<name>.")
     method = registry.method(spec.method, family.kind).obj()
-    params = parse_params(method.params_class(family.kind), spec.params)
+    params = parse_params(method.params_class(family.kind), raw_params)
     if spec.mode not in MODES:
         raise UnknownNameError("mode", spec.mode, MODES)
     if spec.mode != "standard" and spec.mode not in task_modes(entry):
@@ -247,7 +264,7 @@ def load_task(spec: RunSpec):
 
 def _build_task(spec: RunSpec, family, task_options: dict):
     return family.load_task(registry.get("task", spec.task).obj, data_dir=spec.data_dir, model=spec.model,
-                            oracle=spec.oracle, quiet=spec.quiet, task_options=task_options)
+                            oracle=spec.oracle, quiet=spec.quiet, task_options=task_options, device=spec.device)
 
 
 class _Run:
@@ -343,7 +360,7 @@ def _evaluate(p: Plan, r: _Run, task) -> tuple[dict, list]:
     r.record.task = {"name": spec.task, "version": task.spec.version, "fingerprint": task.fingerprint,
                      "options": task.spec.to_json()["options"], "suite": suite.name}
     with r.stage("load_models_s"):
-        target, oracle = family.load_models(task)
+        target, oracle = family.load_models(task, device=r.device, options=p.options)
     r.record.model = {"target": target.source, "oracle": oracle.source,
                       "target_fingerprint": target.fingerprint, "oracle_fingerprint": oracle.fingerprint}
     scoring = _Scoring(p, task, target, r.device, r.counters)
@@ -370,25 +387,29 @@ def _evaluate(p: Plan, r: _Run, task) -> tuple[dict, list]:
     return per_example_all, rows
 
 
-def _context(p: Plan, r: _Run, task, seed: int, quiet: bool):
+def _context(p: Plan, r: _Run, task, seed: int, quiet: bool, target=None):
     from unlearnbench.method import RunContext
 
+    def load_unlearned(source: str):
+        return p.family.load_unlearned(source, task, target, device=r.device, options=p.options)
+
     return RunContext(seed=seed, device=r.device, quiet=quiet, task_name=p.spec.task,
-                      recipe=getattr(task, "recipe", None), log=r.log)
+                      recipe=getattr(task, "recipe", None), log=r.log, load_unlearned=load_unlearned)
 
 
 def _unlearn_steps(p: Plan, r: _Run, task, target, scoring, references):
     """Apply the method once per step of the mode and score each result; returns (the last
     model, its method data, per-example scores, metrics, CIs, each step's per-example scores)."""
     spec = p.spec
-    ctx = _context(p, r, task, spec.seed, spec.quiet)
-    r.unlearning = True
+    ctx = _context(p, r, task, spec.seed, spec.quiet, target)
+    r.unlearning = not p.method.loads_model  # a model that cannot be loaded is bad input: no record is left
     model, steps, per_example, metrics, ci, data = None, [], {}, {}, {}, None
     for step, forget_role in enumerate(forget_roles(spec.mode)):
         data = p.family.method_data(task, forget_role, target)
         start = target.model if model is None or spec.mode != "sustainability" else model
         t = time.perf_counter()
         model = p.family.unlearn(p.method, start, data, p.params, ctx)
+        r.unlearning = True
         unlearn_s = time.perf_counter() - t
         r.timing["unlearn_s"] = r.timing.get("unlearn_s", 0.0) + unlearn_s
         t = time.perf_counter()
@@ -405,6 +426,11 @@ def _unlearn_steps(p: Plan, r: _Run, task, target, scoring, references):
             save_record(r.dir, r.record)  # a run stopped half-way keeps the steps it finished
     if ctx.info:
         r.record.method["info"] = ctx.info
+    if spec.save_model:  # kept now, before the lenses: a lens that fails does not lose the weights
+        with r.stage("save_model_s"):
+            saved = p.family.save_model(model, r.dir / MODEL_DIR, task=task, target=target, artifacts=ctx.artifacts)
+        r.record.model["unlearned"] = {"path": MODEL_DIR, **saved}
+        save_record(r.dir, r.record)
     return model, data, per_example, metrics, ci, steps
 
 
@@ -418,7 +444,7 @@ def _measure_lenses(p: Plan, r: _Run, task, target, oracle, model, data, metrics
         return {}
 
     def unlearn_again(model_, seed: int):  # lenses that run the method again (quiet, own seed)
-        return family.unlearn(p.method, model_, data, p.params, _context(p, r, task, seed, True))
+        return family.unlearn(p.method, model_, data, p.params, _context(p, r, task, seed, True, target))
 
     # one progress line per lens and model, not one per inner pass (quiet inner engines)
     ctx = family.lens_context(task, target, r.device, quiet=spec.quiet, seed=spec.seed, options=p.options,
@@ -532,7 +558,7 @@ def prepare(task_name: str, *, data_dir: str | None = None, model: str | None = 
                      quiet=quiet, options=options or {}))
     t = time.perf_counter()
     task = _build_task(p.spec, p.family, p.task_options)
-    target, oracle_model = p.family.load_models(task)
+    target, oracle_model = p.family.load_models(task, device=resolve_device(device), options=p.options)
     counters: dict[str, Any] = {}
     _, reference = _Scoring(p, task, target, resolve_device(device), counters).references(oracle_model)
     return {"task": task_name, "fingerprint": task.fingerprint, "seconds": time.perf_counter() - t, **reference,

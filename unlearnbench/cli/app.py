@@ -148,7 +148,7 @@ def steps_table(result) -> Table:
 def evaluate(
     ctx: typer.Context,
     task: Annotated[str, typer.Option(help="Task name (see `unlearnbench list tasks`).")] = "tofu-synth/forget10",
-    method: Annotated[str, typer.Option(help="Method name (see `unlearnbench list methods`).")] = "npo",
+    method: Annotated[Optional[str], typer.Option(help="Method name (see `unlearnbench list methods`); default npo.")] = None,
     model: Annotated[Optional[str], typer.Option(help="Target model: hub id (hub:org/name[@rev]) or folder.")] = None,
     oracle: Annotated[Optional[str], typer.Option(help="Oracle (retain-only) model: hub id or folder.")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder with the task's data in hub layout.")] = None,
@@ -164,17 +164,25 @@ def evaluate(
     lens: Annotated[Optional[str], typer.Option(help="Comma-separated lenses (see `unlearnbench list lenses`): names "
                                                      "replace the defaults, +name adds one, -name leaves one out. "
                                                      "Default: behavior,privacy,utility.")] = None,
+    unlearned: Annotated[Optional[str], typer.Option(help="Score a model unlearned elsewhere (a folder or "
+                                                          "hub:org/name) against the task's target and oracle; "
+                                                          "implies --method external.")] = None,
+    save_model: Annotated[bool, typer.Option("--save-model", help="Keep the unlearned weights in runs/<id>/model "
+                                                                   "(reload with --unlearned).")] = False,
 ) -> None:
     """Apply a method to a task's target model and score it against the oracle."""
-    from unlearnbench.runner import RunSpec, run
+    from unlearnbench.runner import DEFAULT_METHOD, EXTERNAL, RunSpec, run
 
     if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
         fail(f"--device {device!r}: use auto, cpu or cuda.")
+    if unlearned is not None and method not in (None, EXTERNAL):
+        fail(f"--unlearned scores a model unlearned elsewhere (method {EXTERNAL}); it cannot go with --method {method}.")
+    method = method or (EXTERNAL if unlearned is not None else DEFAULT_METHOD)
     spec = RunSpec(task=task, method=method, params=_parse_params(param), seed=seed, model=model, oracle=oracle,
                    data_dir=str(data_dir) if data_dir else None, device=device, out=out,
                    metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()) if metrics else (), quiet=quiet,
                    mode=mode, lenses=tuple(lens.split(",")) if lens is not None else None,
-                   options=_extra_options(ctx.args))
+                   options=_extra_options(ctx.args), unlearned=unlearned, save_model=save_model)
     try:
         result = run(spec)
     except UserError as exc:

@@ -23,9 +23,9 @@ class LanguageModelFamily(Family):
                            "the parametric lens validates and compares"),
     )
 
-    def load_task(self, factory, *, data_dir, model, oracle, quiet, task_options):
+    def load_task(self, factory, *, data_dir, model, oracle, quiet, task_options, device="auto"):
         task = super().load_task(factory, data_dir=data_dir, model=model, oracle=oracle, quiet=quiet,
-                                 task_options=task_options)
+                                 task_options=task_options, device=device)
         source = task_options.get("concepts")
         if source:  # a ConceptVectors file names the concept vectors of a real model
             from unlearnbench.lm.concepts import read_concept_vectors
