@@ -14,9 +14,10 @@ they are normalised per channel with the usual CIFAR means and standard deviatio
 
 Model: a CIFAR-style ResNet-18 (:func:`unlearnbench.vision.classifier.resnet18_cifar`) trained by
 the task's recipe (target: every training row, seed 0; oracle: the retain rows, seed 1000;
-a GPU is used when there is one), or ``--model`` / ``--oracle`` (``save_classifier``
-folders). Options: ``forget_indices=PATH``, ``train=`` (a ``ClassifierTrainConfig`` or
-its dict), ``width=`` (ResNet width, 64 by default), ``device=``.
+on the run's ``--device``: ``auto``, the default, is a GPU where one is visible), or
+``--model`` / ``--oracle`` (``save_classifier`` folders). Options: ``forget_indices=PATH``,
+``train=`` (a ``ClassifierTrainConfig`` or its dict), ``width=`` (ResNet width, 64 by
+default), ``device=`` (what ``--device`` sets).
 """
 
 from __future__ import annotations
@@ -183,14 +184,10 @@ def make_cifar_task(family: str, variant: str, *, data_dir: str | None = None, m
         options.append(("train", asdict(train_config)))
     if width is not None:
         options.append(("width", int(width)))
-    if device is None:
-        from unlearnbench.lm.modeling import resolve_device
-
-        device = resolve_device("auto")
     return make_classifier_task(
         name=f"{family}/{variant}", family=family, version=FAMILY_VERSION, variant=variant, data=data,
         model_config=model_config, train_config=train_config, recipe_name=f"{family}-resnet18", options=options,
-        forget_indices=forget_indices, model=model, oracle=oracle, device=device, quiet=quiet,
+        forget_indices=forget_indices, model=model, oracle=oracle, device=device or "auto", quiet=quiet,
     )
 
 

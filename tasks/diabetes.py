@@ -12,7 +12,9 @@ rows), features standardised with the training mean and standard deviation; the 
 every training row, seed 0) and the oracle (the retain rows, seed 1000) are trained here
 with the task's recipe (well under a second of CPU each) and cached. Options:
 ``forget_indices=PATH`` (a forget-index file that replaces the built-in forget set),
-``train=`` (a ``RegressionTrainConfig`` or its dict), ``device=``; ``--model`` /
+``train=`` (a ``RegressionTrainConfig`` or its dict), ``device=`` (where the recipe trains:
+the run's ``--device``; ``auto``, the default, is a GPU where one is visible, else the CPU; a
+model trained on another device type than the CPU is cached apart); ``--model`` /
 ``--oracle`` take ``save_regressor`` folders.
 """
 
@@ -90,7 +92,7 @@ def make_diabetes_task(variant: str, *, data_dir: str | None = None, model: str 
     return make_regression_task(
         name=f"{FAMILY}/{variant}", family=FAMILY, version=FAMILY_VERSION, variant=variant, data=data,
         model_config=model_config, train_config=train_config, recipe_name="diabetes-mlp", options=options,
-        forget_indices=forget_indices, model=model, oracle=oracle, device=device or "cpu", quiet=quiet,
+        forget_indices=forget_indices, model=model, oracle=oracle, device=device or "auto", quiet=quiet,
     )
 
 

@@ -11,7 +11,9 @@ normalised by the training mean and standard deviation, ``[N, 1, 8, 8]``, split 
 training row, seed 0) and the oracle (the retain rows, seed 1000) are trained here with
 the task's recipe (about 3 s of CPU each) and cached. Options: ``forget_indices=PATH``
 (a forget-index file that replaces the built-in forget set), ``train=`` (a
-``ClassifierTrainConfig`` or its dict), ``width=`` (the SmallCNN width), ``device=``.
+``ClassifierTrainConfig`` or its dict), ``width=`` (the SmallCNN width), ``device=`` (where
+the recipe trains: the run's ``--device``; ``auto``, the default, is a GPU where one is visible,
+else the CPU; a model trained on another device type than the CPU is cached apart).
 """
 
 from __future__ import annotations
@@ -85,7 +87,7 @@ def make_digits_task(variant: str, *, data_dir: str | None = None, model: str | 
     return make_classifier_task(
         name=f"{FAMILY}/{variant}", family=FAMILY, version=FAMILY_VERSION, variant=variant, data=digits_arrays(),
         model_config=model_config, train_config=train_config, recipe_name="digits-small-cnn", options=options,
-        forget_indices=forget_indices, model=model, oracle=oracle, device=device or "cpu", quiet=quiet,
+        forget_indices=forget_indices, model=model, oracle=oracle, device=device or "auto", quiet=quiet,
     )
 
 

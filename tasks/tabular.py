@@ -24,8 +24,9 @@ Rows are split 80/20 at random (seed 0); features are standardised with the trai
 statistics, the target stays in its own units. The target and oracle are the diabetes
 recipe's MLP (64-64, 50 epochs of Adam; ``train=`` overrides it, for a large table a bigger
 ``batch_size``), trained here and cached by the file's content hash (under
-``cache_root()/tabular-regression``). Options: ``train=``, ``device=``; ``--model`` /
-``--oracle`` take ``save_regressor`` folders.
+``cache_root()/tabular-regression``). Options: ``train=``, ``device=`` (the run's ``--device``;
+``auto`` by default: a GPU where one is visible, else the CPU); ``--model`` / ``--oracle`` take
+``save_regressor`` folders.
 """
 
 from __future__ import annotations
@@ -230,7 +231,7 @@ def make_tabular_task(*, data_file: str | None = None, target: str | None = None
     task = make_regression_task(
         name=FAMILY, family=FAMILY, version=FAMILY_VERSION, variant=variant, data=data, model_config=model_config,
         train_config=train_config, recipe_name="tabular-mlp", options=options, forget_indices=forget_indices,
-        model=model, oracle=oracle, device=device or "cpu", quiet=quiet,
+        model=model, oracle=oracle, device=device or "auto", quiet=quiet,
     )
     task.extra.update(data_file=str(Path(data_file).expanduser().resolve()), **info)
     return task

@@ -5,7 +5,9 @@ oracle models they train with the task's recipe (cached) or read from ``--model`
 A family passes a :class:`ModelKit` (how its models are fitted, saved and loaded); the
 target is trained on every training row (seed :data:`TARGET_SEED`), the oracle on the retain
 rows (seed :data:`ORACLE_SEED`), both cached under ``cache_root()/<family>/<fingerprint>``
-with one oracle folder per forget set.
+with one oracle folder per forget set (the fingerprint of :func:`world_key`, which names the
+device type the recipe trained on where it is not the CPU). It also holds what both families
+share to keep an unlearned model (``--save-model``) and read it back (``--unlearned``).
 """
 
 from __future__ import annotations
@@ -69,6 +71,44 @@ def cached_model(kit: ModelKit, folder: Path, model_config: dict, x, y, train_co
     return folder
 
 
+def device_kind(device) -> str | None:
+    """What of the device a recipe trains on goes into a cache key: ``None`` for the CPU (and
+    for no device, which trains where the model is built: the CPU), else its type (``cuda``,
+    ``mps``): a GPU's kernels give other numbers than the CPU's, so a model trained there is
+    another model. The index is left out (``cuda:0`` and ``cuda:1`` run the same kernels)."""
+    if device is None:
+        return None
+    import torch
+
+    kind = torch.device(device).type
+    return None if kind == "cpu" else kind
+
+
+def world_key(*, family: str, version: str, data_fingerprint: str, model_config: dict, train_config,
+              device=None) -> dict[str, Any]:
+    """What the cached target and oracles of a family's world depend on. On the CPU it is the
+    key it has always been (caches and committed records stay valid); on another device type
+    the key names it (``"device": "cuda"``)."""
+    key = {"family": family, "version": version, "data": data_fingerprint, "model": model_config,
+           "train": asdict(train_config), "target_seed": TARGET_SEED, "oracle_seed": ORACLE_SEED}
+    kind = device_kind(device)
+    if kind is not None:
+        key["device"] = kind
+    return key
+
+
+def recipe_options(task_options: dict[str, Any], device: str | None) -> dict[str, Any]:
+    """The task options with the run's ``--device`` (resolved: ``auto`` is ``cuda`` where a GPU
+    is visible, else ``cpu``) as ``device``, where the task's recipe trains the target and
+    oracle. A ``device`` task option given in Python wins over the run's."""
+    from unlearnbench.lm.modeling import resolve_device
+
+    options = dict(task_options)
+    if options.get("device") is None:
+        options["device"] = str(resolve_device(str(device or "auto")))
+    return options
+
+
 def model_loaders(kit: ModelKit, *, name: str, family: str, version: str, data_fingerprint: str,
                   model_config: dict, train_config, recipe_name: str, x_train, y_train,
                   model: str | None, oracle: str | None, device=None, quiet: bool = False):
@@ -78,9 +118,9 @@ def model_loaders(kit: ModelKit, *, name: str, family: str, version: str, data_f
     from unlearnbench.cache import cache_root, fingerprint
     from unlearnbench.task import LoadedModel
 
-    world_key = {"family": family, "version": version, "data": data_fingerprint, "model": model_config,
-                 "train": asdict(train_config), "target_seed": TARGET_SEED, "oracle_seed": ORACLE_SEED}
-    root = cache_root() / family / fingerprint(world_key)
+    key = world_key(family=family, version=version, data_fingerprint=data_fingerprint, model_config=model_config,
+                    train_config=train_config, device=device)
+    root = cache_root() / family / fingerprint(key)
     source = f"recipe:{recipe_name}"
 
     def loaded(folder: Path, what: str):
@@ -203,6 +243,140 @@ def weights_fingerprint(folder) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()[:16]
+
+
+# ------------------------------------------------ unlearned models kept by --save-model
+# A saved unlearned model is plain data: safetensors weights and JSON, nothing that runs
+# code when it is read (no pickle). One model is the folder ``--model`` takes
+# (``model.safetensors`` + ``config.json``); an ensemble is a folder of such folders named by
+# an ``ensemble.json`` (see :mod:`unlearnbench.vision.saved`).
+ENSEMBLE_FILE = "ensemble.json"
+SAVED_FILES = (WEIGHTS_NAME, CONFIG_NAME, ENSEMBLE_FILE)
+
+
+def check_architecture(model, fresh, *, what: str) -> None:
+    """A :class:`UserError` unless ``model``'s state dict has exactly the tensors (names and
+    shapes) of ``fresh``, the model its config builds: what is saved with that config must
+    load back into it."""
+    from unlearnbench.errors import UserError
+
+    have = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    want = {k: tuple(v.shape) for k, v in fresh.state_dict().items()}
+    if have != want:
+        differ = sorted(set(have) ^ set(want)) or sorted(k for k in have if have[k] != want[k])
+        raise UserError(f"--save-model: the unlearned {what} ({type(model).__name__}) is not the architecture of "
+                        f"the task's config, so it cannot be saved in the {what} layout (differs in "
+                        f"{', '.join(differ[:5])}{' ...' if len(differ) > 5 else ''}).")
+
+
+def replace_folder(folder) -> Path:
+    """Make ``folder`` ready to receive a saved model: created if absent, emptied if it holds
+    only what a saved model holds (a run saved again: :data:`SAVED_FILES` and ``shard-<i>``
+    folders); a folder holding anything else is refused rather than overwritten."""
+    import re
+    import shutil
+
+    from unlearnbench.errors import UserError
+
+    folder = Path(folder)
+    if folder.exists():
+        if not folder.is_dir():
+            raise UserError(f"--save-model: {str(folder)!r} exists and is not a folder.")
+        entries = list(folder.iterdir())
+        foreign = [e.name for e in entries if e.name not in SAVED_FILES and not re.fullmatch(r"shard-\d+", e.name)]
+        if foreign:
+            raise UserError(f"--save-model: {str(folder)!r} holds files that are not a saved model "
+                            f"({', '.join(sorted(foreign)[:3])}); it is left alone. Pass an empty or new folder.")
+        for entry in entries:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def inside(folder, name, *, where: str) -> Path:
+    """``folder / name`` for a relative ``name`` from a layout file, refused (a
+    :class:`ModelSourceError` naming ``where``) when it is not a plain relative path that
+    stays inside ``folder``: absolute, with ``..``, or a link out of the folder."""
+    from pathlib import PurePosixPath, PureWindowsPath
+
+    from unlearnbench.errors import ModelSourceError
+
+    bad = (not isinstance(name, str) or not name.strip() or "\\" in name or "\x00" in name
+           or PurePosixPath(name).is_absolute() or PureWindowsPath(name).is_absolute() or PureWindowsPath(name).drive
+           or any(part == ".." for part in PurePosixPath(name).parts))
+    if not bad:
+        root = Path(folder).resolve()
+        path = (root / name).resolve()
+        bad = path == root or not path.is_relative_to(root)
+    if bad:
+        raise ModelSourceError(f"{where}: {name!r} is not a path inside the saved folder; a layout file names its "
+                               "parts by relative paths within it (no '..', no absolute paths, no links out).")
+    return Path(folder) / name
+
+
+def save_single(model, config: dict, folder, *, save: Callable[..., Any], build: Callable[[dict], Any],
+                fingerprint: Callable[[Any], str], layout: str, what: str) -> dict[str, Any]:
+    """Save one model with ``save(model, config, folder)`` after checking that ``config``
+    builds its architecture; what the record says about it."""
+    check_architecture(model, build(config), what=what)
+    save(model, config, folder)
+    return {"layout": layout, "fingerprint": fingerprint(folder)}
+
+
+def unlearned_folder(source: str, *, kind: str, writer: str) -> Path:
+    """The local folder of ``--unlearned`` for an array task, or a :class:`ModelSourceError`
+    saying what to pass (these tasks read no hub ids)."""
+    from unlearnbench.errors import ModelSourceError
+
+    hint = f"Pass a folder written by --save-model (runs/<id>/model) or by {writer} (model.safetensors and config.json)."
+    if str(source).startswith("hub:"):
+        raise ModelSourceError(f"--unlearned {source}: {kind} tasks read a local folder, not a hub id. {hint}")
+    folder = Path(str(source)).expanduser()
+    if not folder.is_dir():
+        raise ModelSourceError(f"--unlearned {source}: no such folder. {hint}")
+    return folder
+
+
+def read_layout_file(folder: Path, *, layout: str, version: int) -> dict:
+    """The checked ``ensemble.json`` of a saved folder: a JSON object with ``layout`` and
+    ``version`` as expected and a non-empty ``shards`` list."""
+    import json
+
+    from unlearnbench.errors import ModelSourceError
+
+    path = folder / ENSEMBLE_FILE
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelSourceError(f"{path}: not a readable JSON file ({exc}).") from None
+    expected = f'{{"layout": "{layout}", "version": {version}, "shards": ["shard-0", ...]}}'
+    if not isinstance(doc, dict) or doc.get("layout") != layout:
+        found = doc.get("layout") if isinstance(doc, dict) else None
+        raise ModelSourceError(f"{path}: layout {found!r} is not one this task reads; expected {expected}.")
+    if doc.get("version") != version:
+        raise ModelSourceError(f"{path}: version {doc.get('version')!r}; this unlearnbench reads version {version}.")
+    shards = doc.get("shards")
+    if not isinstance(shards, list) or not shards:
+        raise ModelSourceError(f"{path}: no \"shards\" list; expected {expected}.")
+    return doc
+
+
+def check_fits(model, x_sample, *, source: str, what: str) -> None:
+    """A :class:`ModelSourceError` unless ``model`` takes the task's inputs (one row)."""
+    import torch
+
+    from unlearnbench.errors import ModelSourceError
+
+    try:
+        with torch.no_grad():
+            model.eval()(torch.as_tensor(np.asarray(x_sample[:1]), dtype=torch.float32))
+    except (RuntimeError, ValueError, IndexError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelSourceError(f"--unlearned {source}: the saved {what} does not take this task's inputs "
+                               f"(shape {list(np.asarray(x_sample).shape[1:])}): {detail}") from None
 
 
 # ----------------------------------------------------------------------- the optimiser loop

@@ -3,13 +3,17 @@
 Tasks hold arrays and forget indices (:class:`unlearnbench.task.RegressionTask`); a method gets
 :class:`unlearnbench.method.RegressionData`; the suite scores a model by its predictions on
 the forget, retain and test rows (and, with the robustness lens, by how fast it relearns).
+The run's ``--device`` is where a task's recipe trains its target and oracle;
+``--save-model`` writes the unlearned regressor as the folder ``--model`` takes
+(``model.safetensors`` + ``config.json``, layout ``unlearnbench-regressor``) and
+``--unlearned PATH`` reads such a folder back.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from unlearnbench.arraytasks import describe_arrays, forget_indices_option
+from unlearnbench.arraytasks import describe_arrays, forget_indices_option, recipe_options
 from unlearnbench.family import Family, Option
 from unlearnbench.registry import register_family
 
@@ -28,8 +32,40 @@ class RegressionFamily(Family):
                tasks=OWN_TABLE),
     )
 
+    def load_task(self, factory, *, data_dir, model, oracle, quiet, task_options, device="auto"):
+        return factory(data_dir=data_dir, model=model, oracle=oracle, quiet=quiet,
+                       **recipe_options(task_options, device))
+
     def describe(self, task) -> dict[str, Any]:
         return describe_arrays(task)
+
+    def save_model(self, model, folder, *, task, target, artifacts: dict) -> dict[str, Any]:
+        from unlearnbench.arraytasks import replace_folder, save_single
+        from unlearnbench.tabular.regression import FORMAT_NAME, build_regressor, regressor_fingerprint, save_regressor
+
+        return save_single(model, task.model_config, replace_folder(folder), save=save_regressor,
+                           build=build_regressor, fingerprint=regressor_fingerprint, layout=FORMAT_NAME,
+                           what="regressor")
+
+    def load_unlearned(self, source: str, task, target, *, device, options: dict):
+        from unlearnbench.arraytasks import CONFIG_NAME, ENSEMBLE_FILE, WEIGHTS_NAME, check_fits, unlearned_folder
+        from unlearnbench.errors import ModelSourceError
+        from unlearnbench.tabular.regression import load_regressor, regressor_fingerprint
+        from unlearnbench.task import LoadedModel
+
+        folder = unlearned_folder(source, kind="regression", writer="save_regressor")
+        if not ((folder / CONFIG_NAME).is_file() or (folder / WEIGHTS_NAME).is_file()):
+            what = (f"{ENSEMBLE_FILE} (an ensemble; regression tasks read one model)"
+                    if (folder / ENSEMBLE_FILE).is_file() else f"neither {CONFIG_NAME} nor {WEIGHTS_NAME}")
+            raise ModelSourceError(f"--unlearned {source}: {str(folder)!r} holds {what}. Pass a folder written by "
+                                   "--save-model (runs/<id>/model) or by save_regressor (model.safetensors and "
+                                   "config.json).")
+        model, config = load_regressor(folder)
+        if int(config.get("in_features", -1)) != task.x_train.shape[1]:
+            raise ModelSourceError(f"--unlearned {source}: the saved regressor takes {config.get('in_features')} "
+                                   f"features; the task has {task.x_train.shape[1]}.")
+        check_fits(model, task.x_train[:1], source=source, what="regressor")
+        return LoadedModel(model.to(device).eval(), None, str(source), regressor_fingerprint(folder))
 
     def method_data(self, task, forget_role: str, target) -> Any:
         from unlearnbench.method import RegressionData

@@ -2,17 +2,18 @@
 
 Tasks hold arrays and forget indices (:class:`unlearnbench.task.ClassifierTask`); a method gets
 :class:`unlearnbench.method.ClassifierData`; the suite scores a model by its class
-probabilities on the forget, retain and test rows.
+probabilities on the forget, retain and test rows. The run's ``--device`` is where a task's
+recipe trains its target and oracle; ``--save-model`` / ``--unlearned`` write and read the
+layouts of :mod:`unlearnbench.vision.saved` (one classifier, or a SISA ensemble).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from unlearnbench.arraytasks import describe_arrays, forget_indices_option
+from unlearnbench.arraytasks import describe_arrays, forget_indices_option, recipe_options
 from unlearnbench.family import Family, Option
 from unlearnbench.registry import register_family
-
 
 
 def _mia_features() -> tuple[str, ...]:
@@ -32,8 +33,25 @@ class ClassifierFamily(Family):
     )
     commands = ("unlearnbench.vision.commands:forgetset",)
 
+    def load_task(self, factory, *, data_dir, model, oracle, quiet, task_options, device="auto"):
+        return factory(data_dir=data_dir, model=model, oracle=oracle, quiet=quiet,
+                       **recipe_options(task_options, device))
+
     def describe(self, task) -> dict[str, Any]:
         return describe_arrays(task) | {"classes": task.num_classes, "forget class": task.forget_class}
+
+    def save_model(self, model, folder, *, task, target, artifacts: dict) -> dict[str, Any]:
+        from unlearnbench.vision.saved import save_unlearned_classifier
+
+        return save_unlearned_classifier(model, folder, task.model_config)
+
+    def load_unlearned(self, source: str, task, target, *, device, options: dict):
+        from unlearnbench.task import LoadedModel
+        from unlearnbench.vision.saved import load_unlearned_classifier
+
+        model, _, fingerprint = load_unlearned_classifier(source, num_classes=task.num_classes,
+                                                          x_sample=task.x_train[:1])
+        return LoadedModel(model.to(device).eval(), None, str(source), fingerprint)
 
     def method_data(self, task, forget_role: str, target) -> Any:
         from unlearnbench.method import ClassifierData
