@@ -154,8 +154,8 @@ def make_muse_task(corpus: str, *, data_dir: str | None = None, model: str | Non
         splits=_roles(data),
         prompt_format=TEXT_FORMAT,
         suite="muse",
-        load_target=lambda: model_source(target_src),
-        load_oracle=lambda: model_source(oracle_src),
+        load_target=lambda **kw: model_source(target_src, **kw),
+        load_oracle=lambda **kw: model_source(oracle_src, **kw),
         data_fingerprint=_data_fingerprint(folder, corpus),
         modes=_modes(corpus),
         max_train_tokens=max_train_tokens,
@@ -275,8 +275,8 @@ def make_muse_synth_task(*, data_dir: str | None = None, model: str | None = Non
         splits=_roles(data),
         prompt_format=TEXT_FORMAT,
         suite="muse",
-        load_target=lambda: model_source(target_src),
-        load_oracle=lambda: model_source(oracle_src),
+        load_target=lambda **kw: model_source(target_src, **kw),
+        load_oracle=lambda **kw: model_source(oracle_src, **kw),
         recipe=Recipe(name="muse-synth-tiny-llama", train=_recipe(config, tokenizer, background, quiet),
                       description=f"tiny Llama {config.model}, {config.train}"),
         data_fingerprint=root.name,
@@ -287,9 +287,14 @@ def make_muse_synth_task(*, data_dir: str | None = None, model: str | None = Non
     )
 
 
+# open-unlearning's MUSE recipe (configs/experiment/unlearn/muse/default.yaml over its finetune
+# trainer): lr 1e-5 constant, 10 epochs, batch 4 x 8 accumulation steps, gradient checkpointing
+MUSE_PRESETS = {"*": {"lr": 1e-5, "epochs": 10, "batch_size": 4, "grad_accum": 8, "weight_decay": 0.0,
+                      "warmup_fraction": 0.0, "schedule": "constant", "gradient_checkpointing": True}}
+
 for _corpus in HUB_DATASETS:
     register_task(f"muse/{_corpus}", suite="muse", summary=f"MUSE-{_corpus.capitalize()} (hub {HUB_DATASETS[_corpus]} or --data-dir)",
-                  modes=", ".join(_modes(_corpus)) or "-")(lambda _c=_corpus, **kw: make_muse_task(_c, **kw))
+                  modes=", ".join(_modes(_corpus)) or "-", presets=MUSE_PRESETS)(lambda _c=_corpus, **kw: make_muse_task(_c, **kw))
 register_task("muse-synth/news", suite="muse", summary="synthetic MUSE-News world, built offline", modes=", ".join(_modes("news")))(
     make_muse_synth_task
 )

@@ -80,10 +80,10 @@ def make_tofu_task(forget: str, *, data_dir: str | None = None, model: str | Non
     return LanguageModelTask(
         spec=spec,
         splits=_roles(forget, splits),
-        prompt_format=PromptFormat(template="[INST] {question} [/INST]", answer_prefix=" "),
+        prompt_format=None,  # the model's: --prompt-format auto picks the published models' preset (llama3-chat)
         suite="tofu",
-        load_target=lambda: model_source(target_src),
-        load_oracle=lambda: model_source(oracle_src),
+        load_target=lambda **kw: model_source(target_src, **kw),
+        load_oracle=lambda **kw: model_source(oracle_src, **kw),
         recipe=None,
         data_fingerprint=data_fp,
         forget_groups=[i // TOFU_QA_PER_AUTHOR for i in range(len(splits[forget]))],
@@ -188,8 +188,8 @@ def make_tofu_synth_task(forget: str, *, data_dir: str | None = None, model: str
         splits=_roles(forget, splits),
         prompt_format=SYNTH_FORMAT,
         suite="tofu",
-        load_target=lambda: model_source(target_src),
-        load_oracle=lambda: model_source(oracle_src),
+        load_target=lambda **kw: model_source(target_src, **kw),
+        load_oracle=lambda **kw: model_source(oracle_src, **kw),
         recipe=Recipe(
             name="tofu-synth-tiny-llama",
             train=_synth_recipe(config, tokenizer, splits["pretraining"], quiet),
@@ -203,8 +203,15 @@ def make_tofu_synth_task(forget: str, *, data_dir: str | None = None, model: str
     )
 
 
+# open-unlearning's TOFU recipe (configs/experiment/unlearn/tofu/default.yaml over its finetune
+# trainer): lr 1e-5 with one warm-up epoch of ten then linear decay (the HF Trainer's default),
+# weight decay 0.01, batch 8 x 4 accumulation steps (32 per step), gradient checkpointing
+TOFU_PRESETS = {"*": {"lr": 1e-5, "epochs": 10, "batch_size": 8, "grad_accum": 4, "weight_decay": 0.01,
+                      "warmup_fraction": 0.1, "schedule": "linear", "gradient_checkpointing": True}}
+
 for _forget in FORGET_SPLITS:
-    register_task(f"tofu/{_forget}", suite="tofu", summary=f"TOFU {_forget} (hub locuslab/TOFU or --data-dir)", modes="-")(
+    register_task(f"tofu/{_forget}", suite="tofu", summary=f"TOFU {_forget} (hub locuslab/TOFU or --data-dir)", modes="-",
+                  presets=TOFU_PRESETS)(
         lambda _f=_forget, **kw: make_tofu_task(_f, **kw)
     )
 for _forget in FORGET_SPLITS:

@@ -13,7 +13,7 @@ import torch
 
 from unlearnbench.errors import ModelSourceError, UserError
 from unlearnbench.family import get_family
-from unlearnbench.methods.vision.sisa import ShardEnsemble
+from unlearnbench.vision.classifier import ShardEnsemble
 from unlearnbench.runner import RunSpec, run
 from unlearnbench.tabular.regression import RegressionTrainConfig, predict
 from unlearnbench.vision.classifier import ClassifierTrainConfig, build_classifier, predict_proba

@@ -18,8 +18,10 @@ def test_a_run_writes_the_record_and_the_per_example_scores(run_tiny):
     assert RECORD_KEYS <= set(record)
     assert record["status"] == "succeeded"
     assert record["task"]["name"] == "tofu-synth/forget10" and len(record["task"]["fingerprint"]) == 16
-    assert record["method"] == {"name": "npo", "params": {"lr": 0.001, "epochs": 1, "batch_size": 32, "warmup_fraction": 0.0,
-                                                          "weight_decay": 0.0, "grad_clip": 1.0, "beta": 0.1, "alpha": 1.0}}
+    assert record["method"] == {"name": "npo", "preset": {}, "params": {
+        "lr": 0.001, "epochs": 1, "batch_size": 32, "warmup_fraction": 0.0, "weight_decay": 0.0, "grad_clip": 1.0,
+        "schedule": "constant", "grad_accum": 1, "gradient_checkpointing": False, "lora_r": 0, "lora_alpha": 32,
+        "lora_dropout": 0.0, "lora_targets": "all-linear", "beta": 0.1, "alpha": 1.0}}
     assert set(record["reference"]) == {"original", "oracle"}
     assert set(record["reference"]["original"]) == set(record["metrics"])
     assert {"packages", "git_sha", "git_dirty", "config_hash", "device", "date"} <= set(record["provenance"])

@@ -91,6 +91,10 @@ class Family:
         resolved torch device; ``options``: the run options, e.g. a language model's dtype)."""
         return task.load_target(), task.load_oracle()
 
+    def offload(self, *models) -> None:
+        """Called once the references' scores are in hand: where a family's models compete
+        for a device with the model about to be trained, move them off it (language models)."""
+
     def load_unlearned(self, source: str, task, target, *, device, options: dict):
         """A model unlearned elsewhere (``--unlearned PATH``), as a
         :class:`~unlearnbench.task.LoadedModel`: a folder :meth:`save_model` wrote, or what the
@@ -126,6 +130,17 @@ class Family:
         """What the suite's :meth:`~unlearnbench.suites.base.Suite.score` measures the model
         through (language models: a scoring engine; arrays: the model itself)."""
         return model
+
+    def score_key(self, task, device, options: dict) -> dict[str, Any]:
+        """What else changes a model's scores on this task and so joins every cache key of
+        reference scores (suites and lenses): by default the device type off the CPU (CPU keys
+        stay as they always were)."""
+        return {} if getattr(device, "type", "cpu") == "cpu" else {"device": device.type}
+
+    def model_info(self, task) -> dict[str, Any]:
+        """What the record's ``model`` section adds about how the models were run (a language
+        model's dtype and prompt format)."""
+        return {}
 
     def counts(self, scorer) -> dict[str, Any] | None:
         """Forward-pass counters of a scorer, for benchmarks (None where it keeps none)."""

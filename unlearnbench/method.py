@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import math
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import torch
 from pydantic import ConfigDict, PydanticSchemaGenerationError, PydanticUserError, TypeAdapter, ValidationError
 
 from unlearnbench.errors import UnknownNameError, UserError
-from unlearnbench.lm.modeling import PromptFormat, QABatches, TrainConfig, clone_model, encode_rows, train_loop
+from unlearnbench.lm.modeling import PromptFormat, QABatches, TrainConfig, encode_rows, train_loop
 
 
 @dataclass
@@ -197,7 +198,15 @@ def parse_params(params_cls: type, raw: dict[str, str]) -> Any:
 
 @dataclass(frozen=True)
 class LLMParams:
-    """Shared hyperparameters of loss-defined LLM methods."""
+    """Shared hyperparameters of loss-defined LLM methods. The defaults suit the synthetic
+    worlds' tiny models; a task's preset (``unlearnbench list methods --task T``) carries what
+    its literature uses (real TOFU and MUSE: open-unlearning's recipe, lr 1e-5).
+
+    ``batch_size`` rows per forward pass, ``grad_accum`` passes per optimiser step (the
+    effective batch is their product); ``gradient_checkpointing`` recomputes activations in
+    the backward pass (much less memory, about a third more time); ``lora_r > 0`` trains a
+    LoRA adapter of that rank (peft) instead of every weight, on ``lora_targets``
+    (``all-linear`` or comma-separated module names)."""
 
     lr: float = 1e-3
     epochs: int = 5
@@ -205,14 +214,48 @@ class LLMParams:
     warmup_fraction: float = 0.0
     weight_decay: float = 0.0
     grad_clip: float = 1.0
+    schedule: str = "constant"  # "constant" | "linear" (decay to 0, open-unlearning's) | "cosine"
+    grad_accum: int = 1
+    gradient_checkpointing: bool = False
+    lora_r: int = 0
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    lora_targets: str = "all-linear"
+
+
+class ReferenceLogprobs:
+    """The frozen reference's sequence log-probabilities of every forget batch, computed once
+    before training from the model as it was (no resident copy of the model: for an 8B model
+    that copy is 16 GB in bf16). ``of(batch)`` looks each row up by its token ids."""
+
+    def __init__(self, model, encoded, device, batch_size: int, pad_id: int, quiet: bool = True):
+        from unlearnbench.lm.modeling import collate, sequence_logprobs
+
+        unique = list(dict.fromkeys((tuple(ids), n) for ids, n in encoded))
+        self.values: dict[tuple[int, ...], float] = {}
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            for start in range(0, len(unique), batch_size):
+                chunk = unique[start : start + batch_size]
+                batch = _to(collate([(list(ids), n) for ids, n in chunk], pad_id), device)
+                logp, _ = sequence_logprobs(model, batch)
+                self.values.update({ids: float(v) for (ids, _), v in zip(chunk, logp.tolist())})
+        model.train(was_training)
+
+    def of(self, batch: dict) -> torch.Tensor:
+        ids, lengths = batch["input_ids"], batch["attention_mask"].sum(-1).tolist()
+        rows = ids.tolist()
+        return torch.tensor([self.values[tuple(row[:n])] for row, n in zip(rows, lengths)], device=ids.device)
 
 
 class LossMethod(Method):
     """An LLM method defined by ``loss(model, forget, retain, reference, params)``.
 
-    One optimiser step per forget batch; when the method needs retain data, a retain batch of
-    the same size is drawn alongside each forget batch. ``reference`` is a frozen copy of the
-    model before unlearning (only when ``"reference"`` is in ``needs``).
+    One optimiser step per ``grad_accum`` forget batches; when the method needs retain data,
+    a retain batch of the same size is drawn alongside each forget batch. ``reference`` (only
+    when ``"reference"`` is in ``needs``) is a :class:`ReferenceLogprobs`: the log-probabilities
+    the model gave each forget batch before unlearning (``reference.of(batch)``).
     """
 
     @abc.abstractmethod
@@ -225,35 +268,86 @@ class LossMethod(Method):
         return QABatches(encode_rows(data.tokenizer, data.prompt_format, data.forget), params.batch_size,
                          data.tokenizer.pad_token_id, seed=seed)
 
+    def reference_examples(self, forget) -> list:
+        """The encoded examples whose reference log-probabilities the loss asks for."""
+        return list(forget.encoded)
+
     def unlearn(self, model, data: UnlearnData, params, ctx: RunContext):
         pad = data.tokenizer.pad_token_id
         forget = self.forget_batches(data, params, ctx.seed)
         retain = None
         if "retain" in self.needs:
             retain = QABatches(encode_rows(data.tokenizer, data.prompt_format, data.retain), params.batch_size, pad, seed=ctx.seed + 1)
-        model = model.to(ctx.device)  # first, so the frozen reference lives on the same device
-        reference = None
-        if "reference" in self.needs:
-            reference = clone_model(model).eval()
-            for p in reference.parameters():
-                p.requires_grad_(False)
-        n_steps = params.epochs * len(forget)
-        retain_iter = retain.forever() if retain is not None else None
+        model = model.to(ctx.device)
+        accum = max(1, int(params.grad_accum))
+        try:
+            reference = None
+            if "reference" in self.needs:
+                reference = ReferenceLogprobs(model, self.reference_examples(forget), ctx.device, params.batch_size, pad)
+            model = _trainable(model, params, ctx)
+            n_steps = math.ceil(params.epochs * len(forget) / accum)
+            retain_iter = retain.forever() if retain is not None else None
 
-        def steps():
-            for batch in forget.forever():
-                yield _to(batch, ctx.device), (_to(next(retain_iter), ctx.device) if retain_iter else None)
+            def steps():
+                for batch in forget.forever():
+                    yield _to(batch, ctx.device), (_to(next(retain_iter), ctx.device) if retain_iter else None)
 
-        def step_loss(m, item):
-            f, r = item
-            return self.loss(m, f, r, reference, params)
+            def step_loss(m, item):
+                f, r = item
+                return self.loss(m, f, r, reference, params)
 
-        config = TrainConfig(
-            lr=params.lr, epochs=params.epochs, batch_size=params.batch_size, warmup_fraction=params.warmup_fraction,
-            weight_decay=params.weight_decay, grad_clip=params.grad_clip, schedule="constant",
-        )
-        train_loop(model, steps(), n_steps, step_loss, config, description=f"unlearning ({self.name})", quiet=ctx.quiet)
-        return model
+            config = TrainConfig(
+                lr=params.lr, epochs=params.epochs, batch_size=params.batch_size, warmup_fraction=params.warmup_fraction,
+                weight_decay=params.weight_decay, grad_clip=params.grad_clip, schedule=params.schedule,
+            )
+            train_loop(model, steps(), n_steps, step_loss, config, description=f"unlearning ({self.name})",
+                       quiet=ctx.quiet, accumulate=accum)
+        except torch.OutOfMemoryError:
+            raise UserError(
+                f"Out of {ctx.device.type.upper()} memory while unlearning with {self.name} (batch_size "
+                f"{params.batch_size}). Lower --param batch_size and raise grad_accum (the effective batch is "
+                "their product), set --param gradient_checkpointing=true, or train a LoRA adapter "
+                "(--param lora_r=16).") from None
+        return _finished(model, params, ctx)
+
+
+def _trainable(model, params, ctx: RunContext):
+    """The model as training sees it: gradient checkpointing on, and wrapped in a LoRA
+    adapter (peft) when ``lora_r > 0`` (only the adapter's weights then train)."""
+    if params.gradient_checkpointing:
+        model.config.use_cache = False
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if params.lora_r > 0:
+        try:
+            from peft import LoraConfig, get_peft_model
+        except ImportError:
+            raise UserError("--param lora_r needs the peft library: pip install 'unlearnbench[lora]'.") from None
+        targets = params.lora_targets if params.lora_targets == "all-linear" else [
+            t.strip() for t in params.lora_targets.split(",") if t.strip()]
+        config = LoraConfig(r=params.lora_r, lora_alpha=params.lora_alpha, lora_dropout=params.lora_dropout,
+                            target_modules=targets, task_type="CAUSAL_LM")
+        model = get_peft_model(model, config)
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        ctx.info["lora"] = {"r": params.lora_r, "alpha": params.lora_alpha, "targets": params.lora_targets,
+                            "trainable_parameters": trainable}
+    return model
+
+
+def _finished(model, params, ctx: RunContext):
+    """After training: gradient checkpointing off; a LoRA adapter kept for --save-model
+    (``ctx.artifacts["lora"]``, a CPU copy of the adapter alone) and merged into the weights,
+    so that everything downstream scores a plain model."""
+    if params.lora_r > 0:
+        from unlearnbench.lm.modeling import LoraAdapter
+
+        ctx.artifacts["lora"] = LoraAdapter.of(model)
+        model = model.merge_and_unload()
+        for p in model.parameters():  # as the target was: every weight trainable (GradNorm, relearning)
+            p.requires_grad_(True)
+    if params.gradient_checkpointing:
+        model.gradient_checkpointing_disable()
+        model.config.use_cache = True
+    return model.eval()
 
 
 def _to(batch: dict, device) -> dict:

@@ -161,6 +161,8 @@ class MethodInfo(Section):
     name: str
     params: dict[str, Any] = Field(default_factory=dict, description="The resolved hyperparameters.")
     info: dict[str, Any] = Field(default_factory=dict, description="What the method reported (ctx.info).")
+    preset: dict[str, Any] = Field(default_factory=dict, description="The task's hyperparameter preset that the params "
+                                                                     "started from (before --param).")
 
 
 class ModelInfo(Section):
@@ -171,6 +173,10 @@ class ModelInfo(Section):
     oracle: Source = None
     target_fingerprint: Optional[str] = None
     oracle_fingerprint: Optional[str] = None
+    dtype: Optional[str] = Field(default=None, description="The weights' dtype for loading, training and scoring (language models).")
+    prompt_format: Optional[dict[str, Any]] = Field(default=None, description="How questions became prompts (language models).")
+    unlearned: Optional[dict[str, Any]] = Field(default=None, description="Where --save-model kept the unlearned weights "
+                                                                        "(path relative to the run folder), their layout and fingerprint.")
 
 
 class Distribution(Section):

@@ -91,6 +91,7 @@ class Plan:
     options: dict[str, Any]  # run options (family and lenses), converted, defaults filled in
     task_options: dict[str, Any]  # what the task factory gets
     config: dict[str, Any]  # what defines the run (its id)
+    preset: dict[str, Any] = field(default_factory=dict)  # the task's hyperparameters the params started from
 
     @property
     def suite_lenses(self) -> frozenset[str]:
@@ -111,6 +112,9 @@ def plan(spec: RunSpec) -> Plan:
                             f"so it cannot go with --method {spec.method}. Drop one of them.")
         if not str(spec.unlearned).strip():
             raise UserError("--unlearned needs a folder or hub:<org>/<name>.")
+        if spec.mode != "standard":
+            raise UserError(f"--unlearned scores one model; --mode {spec.mode} unlearns several requests. "
+                            "Run it with --mode standard.")
         raw_params["source"] = str(spec.unlearned)
         local = Path(str(spec.unlearned)).expanduser()
         if not str(spec.unlearned).startswith("hub:") and (str(spec.unlearned).startswith((".", "/", "~")) or
@@ -118,7 +122,8 @@ def plan(spec: RunSpec) -> Plan:
             raise UserError(f"--unlearned {spec.unlearned}: no such folder. Pass the folder the model was saved to "
                             "(save_pretrained or --save-model) or hub:<org>/<name>.")
     method = registry.method(spec.method, family.kind).obj()
-    params = parse_params(method.params_class(family.kind), raw_params)
+    preset = method_preset(entry, spec.method, method.params_class(family.kind))
+    params = parse_params(method.params_class(family.kind), {**preset, **raw_params})
     if spec.mode not in MODES:
         raise UnknownNameError("mode", spec.mode, MODES)
     if spec.mode != "standard" and spec.mode not in task_modes(entry):
@@ -143,7 +148,8 @@ def plan(spec: RunSpec) -> Plan:
     for option in _declared(family, model_lenses.values()):
         if option.in_run_id and options.get(option.name) != option.default:
             config[option.name] = options[option.name]
-    return Plan(spec, family, suite, method, params, lenses, model_lenses, applicable, options, task_options, config)
+    return Plan(spec, family, suite, method, params, lenses, model_lenses, applicable, options, task_options, config,
+                preset)
 
 
 def _task_parts(name: str):
@@ -153,6 +159,18 @@ def _task_parts(name: str):
 
     entry = registry.get("task", name)
     return entry, get_family(entry.info.get("kind", "language_model")), get_suite(entry.info["suite"])
+
+
+def method_preset(entry, method: str, params_cls) -> dict[str, Any]:
+    """The hyperparameters a task's literature uses for ``method``: the task registers
+    ``presets={"*": {...}, "<method>": {...}}`` (``*``: every method, for the fields its
+    Params has); ``--param`` overrides them."""
+    from dataclasses import fields
+
+    presets = entry.info.get("presets") or {}
+    names = {f.name for f in fields(params_cls)}
+    merged = {**presets.get("*", {}), **presets.get(method, {})}
+    return {k: v for k, v in merged.items() if k in names}
 
 
 def task_modes(entry) -> tuple[str, ...]:
@@ -280,7 +298,7 @@ class _Run:
         self.unlearning = False  # set once the method starts: a UserError after that fails the run
         self.record = RunRecord(
             run_id=self.run_id, status="running", task={"name": self.spec.task},
-            method={"name": self.spec.method, "params": p.config["params"]},
+            method={"name": self.spec.method, "params": p.config["params"], "preset": p.preset},
             model={"target": self.spec.model, "oracle": self.spec.oracle}, seed=self.spec.seed,
             provenance=provenance(p.config, str(device)), mode=self.spec.mode, lenses=list(p.lenses))
 
@@ -362,13 +380,15 @@ def _evaluate(p: Plan, r: _Run, task) -> tuple[dict, list]:
     with r.stage("load_models_s"):
         target, oracle = family.load_models(task, device=r.device, options=p.options)
     r.record.model = {"target": target.source, "oracle": oracle.source,
-                      "target_fingerprint": target.fingerprint, "oracle_fingerprint": oracle.fingerprint}
+                      "target_fingerprint": target.fingerprint, "oracle_fingerprint": oracle.fingerprint,
+                      **family.model_info(task)}
     scoring = _Scoring(p, task, target, r.device, r.counters)
     with r.stage("reference_scores_s"):  # without a suite lens only the model lenses run
         references, r.record.reference = (scoring.references(oracle) if p.suite_lenses else
                                           ({"original": {}, "oracle": {}}, {"original": {}, "oracle": {}}))
     if not p.model_lenses:
         oracle = None  # nothing reads the oracle again: let its memory go before unlearning
+    family.offload(target.model, oracle.model if oracle is not None else None)  # the device is the method's now
     model, data, per_example, metrics, ci, steps = _unlearn_steps(p, r, task, target, scoring, references)
 
     rows = [row for row in suite.rows() if row.lens in p.lenses]
@@ -428,7 +448,10 @@ def _unlearn_steps(p: Plan, r: _Run, task, target, scoring, references):
         r.record.method["info"] = ctx.info
     if spec.save_model:  # kept now, before the lenses: a lens that fails does not lose the weights
         with r.stage("save_model_s"):
-            saved = p.family.save_model(model, r.dir / MODEL_DIR, task=task, target=target, artifacts=ctx.artifacts)
+            # sequential requests compose every step's change: the last step's artifacts (an
+            # adapter) do not describe the model, its full weights do
+            artifacts = ctx.artifacts if spec.mode != "sustainability" else {}
+            saved = p.family.save_model(model, r.dir / MODEL_DIR, task=task, target=target, artifacts=artifacts)
         r.record.model["unlearned"] = {"path": MODEL_DIR, **saved}
         save_record(r.dir, r.record)
     return model, data, per_example, metrics, ci, steps
@@ -450,10 +473,11 @@ def _measure_lenses(p: Plan, r: _Run, task, target, oracle, model, data, metrics
     ctx = family.lens_context(task, target, r.device, quiet=spec.quiet, seed=spec.seed, options=p.options,
                               unlearn=unlearn_again)
     scores: dict[str, dict] = {}
+    score_key = family.score_key(task, r.device, p.options)
     for name, lens in p.model_lenses.items():
         with r.stage(f"{name.replace('-', '_')}_s"), \
                 progress_bar(f"{name} lens", total=3 if lens.references else 1, quiet=spec.quiet) as advance:
-            scores[name] = _lens_scores(lens, ctx, task, target, oracle, model, spec.seed, advance)
+            scores[name] = _lens_scores(lens, ctx, task, target, oracle, model, spec.seed, advance, score_key)
             m, c = lens.aggregate(scores[name]["unlearned"], scores[name])
             metrics.update(m)
             ci.update(c)
@@ -491,7 +515,8 @@ class _Scoring:
         from unlearnbench.suites import SUITE_VERSION
 
         key = {"task": self.task.fingerprint, "model": loaded.fingerprint, "suite": self.p.suite.name,
-               "suite_version": SUITE_VERSION, **self.p.suite.reference_key(self.ctx)}
+               "suite_version": SUITE_VERSION, **self.p.suite.reference_key(self.ctx),
+               **self.p.family.score_key(self.task, self.device, self.p.options)}
         path = cache_root() / "scores" / f"{fingerprint(key)}.json"
         if path.exists():
             return json.loads(path.read_text())
@@ -507,7 +532,8 @@ class _Scoring:
         return scores, rows
 
 
-def _lens_scores(lens, ctx, task, target, oracle, model, seed: int, advance=lambda n=1: None) -> dict:
+def _lens_scores(lens, ctx, task, target, oracle, model, seed: int, advance=lambda n=1: None,
+                 score_key: dict | None = None) -> dict:
     """Per-example scores of one model lens for the unlearned model and (where the lens has
     them) both references; the references are cached on disk by model, task, lens and seed."""
     out = {}
@@ -515,7 +541,10 @@ def _lens_scores(lens, ctx, task, target, oracle, model, seed: int, advance=lamb
         for which, loaded in (("original", target), ("oracle", oracle)):
             key = fingerprint({"task": task.fingerprint, "model": loaded.fingerprint, "lens": lens.version,
                                "rows": [row.name for row in lens.rows()], "which": which, "seed": seed,
-                               "original": target.fingerprint, **lens.reference_key(task)})
+                               "original": target.fingerprint, **lens.reference_key(task), **(score_key or {}),
+                               # the lens's own options that are not the default (e.g. --relearn-lr)
+                               **{o.name: ctx.options.get(o.name) for o in lens.options
+                                  if ctx.options.get(o.name, o.default) != o.default}})
             path = cache_root() / "lenses" / f"{key}.json"
             if path.exists():
                 out[which] = json.loads(path.read_text())

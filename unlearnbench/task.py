@@ -59,10 +59,12 @@ class LanguageModelTask:
 
     spec: TaskSpec
     splits: dict[str, Any]  # role -> datasets.Dataset
-    prompt_format: PromptFormat
+    # the task's own format (its models were trained on it), or None: chosen from the model
+    # (--prompt-format auto); the family replaces it with the resolved one once models load
+    prompt_format: PromptFormat | None
     suite: str
-    load_target: Callable[[], LoadedModel]
-    load_oracle: Callable[[], LoadedModel]
+    load_target: Callable[..., LoadedModel]  # load_target(dtype=...) -> LoadedModel
+    load_oracle: Callable[..., LoadedModel]
     recipe: Recipe | None = None
     data_fingerprint: str = ""
     modes: tuple[str, ...] = ()  # evaluation modes beyond "standard" (scalability, sustainability)
@@ -77,6 +79,11 @@ class LanguageModelTask:
     probes: dict | None = None
     forget_groups: list | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # set by the family: the --prompt-format / --system-prompt asked for, the dtype the models
+    # were loaded in, and the scoring engine's settings (batch budget, GradNorm's parameters)
+    format_request: dict[str, Any] = field(default_factory=dict)
+    dtype: str = "fp32"
+    scoring: dict[str, Any] = field(default_factory=dict)
 
     kind = "language_model"
 
@@ -101,13 +108,16 @@ def hub_snapshot(repo_id: str, patterns: list[str], *, offline_variant: str) -> 
         ) from None
 
 
-def model_source(source: str) -> LoadedModel:
-    """Load a target or oracle from a hub id or a ``save_pretrained`` folder."""
+def model_source(source: str, dtype=None) -> LoadedModel:
+    """Load a target or oracle from a hub id or a ``save_pretrained`` folder, in ``dtype``
+    (default float32)."""
+    import torch
+
     from unlearnbench.cache import fingerprint, folder_fingerprint
     from unlearnbench.lm.modeling import load_causal_lm
 
     hint = "Pass a local folder saved with save_pretrained, or check the hub id and your network."
-    model, tokenizer = load_causal_lm(source, offline_hint=hint)
+    model, tokenizer = load_causal_lm(source, offline_hint=hint, dtype=dtype or torch.float32)
     path = Path(source.removeprefix("hub:")).expanduser()
     fp = folder_fingerprint(path) if path.is_dir() else fingerprint({"hub": source})
     return LoadedModel(model, tokenizer, source, fp)

@@ -10,7 +10,6 @@ import random
 from dataclasses import dataclass
 from importlib import resources
 
-import torch
 import torch.nn.functional as F
 
 from unlearnbench.lm.modeling import QABatches, answer_nll, encode_qa, sequence_logprobs
@@ -56,12 +55,13 @@ class IdkDPO(LossMethod):
         idk = [encode_qa(tok, fmt, r["question"], rng.choice(refusals)) for r in data.forget]
         return PairedBatches(QABatches(forget, params.batch_size, pad, seed), QABatches(idk, params.batch_size, pad, seed))
 
+    def reference_examples(self, forget):
+        return list(forget.forget.encoded) + list(forget.idk.encoded)
+
     def loss(self, model, forget, retain, reference, params):
         lp_f, _ = sequence_logprobs(model, forget["forget"])
         lp_i, _ = sequence_logprobs(model, forget["idk"])
-        with torch.no_grad():
-            ref_f, _ = sequence_logprobs(reference, forget["forget"])
-            ref_i, _ = sequence_logprobs(reference, forget["idk"])
+        ref_f, ref_i = reference.of(forget["forget"]), reference.of(forget["idk"])  # computed once, before training
         margin = (lp_i - ref_i) - (lp_f - ref_f)
         loss = -(2.0 / params.beta) * F.logsigmoid(params.beta * margin).mean()
         if params.alpha:

@@ -1,14 +1,13 @@
 """``npo``: Negative Preference Optimization (Zhang et al., 2024).
 
 Forget loss ``-(2/beta) * mean log sigma(-beta * (log p_theta(y|x) - log p_ref(y|x)))`` with
-sequence-summed log-probabilities and ``ref`` the frozen model before unlearning; with
+sequence-summed log-probabilities and ``ref`` the model before unlearning (its log-probabilities are computed once, before training); with
 ``alpha > 0`` the retain NLL is added (NPO+RT). Its collapse towards gibberish is
 exponentially slower than gradient ascent's.
 """
 
 from dataclasses import dataclass
 
-import torch
 import torch.nn.functional as F
 
 from unlearnbench.lm.modeling import answer_nll, sequence_logprobs
@@ -28,8 +27,7 @@ class NPO(LossMethod):
 
     def loss(self, model, forget, retain, reference, params):
         logp, _ = sequence_logprobs(model, forget)
-        with torch.no_grad():
-            logp_ref, _ = sequence_logprobs(reference, forget)
+        logp_ref = reference.of(forget)  # the model before unlearning, computed once per forget batch
         loss = -(2.0 / params.beta) * F.logsigmoid(-params.beta * (logp - logp_ref)).mean()
         if params.alpha:
             loss = loss + params.alpha * answer_nll(model, retain)

@@ -26,34 +26,19 @@ nothing and returns it).
 from __future__ import annotations
 
 import hashlib
-import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch import nn
-from torch.nn import functional as F
 
 from unlearnbench.cache import building, cache_root, fingerprint
 from unlearnbench.errors import UserError
 from unlearnbench.method import Method
 from unlearnbench.registry import register_method
-from unlearnbench.vision.classifier import build_classifier, classifier_train_config, train_classifier
+from unlearnbench.vision.classifier import ShardEnsemble, build_classifier, classifier_train_config, train_classifier
 
 FORMAT_VERSION = 1
-
-
-class ShardEnsemble(nn.Module):
-    """Averages the shard models' class probabilities; its logits are the log of the average."""
-
-    def __init__(self, models: list[nn.Module]):
-        super().__init__()
-        self.shards = nn.ModuleList(models)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        log_probs = torch.stack([F.log_softmax(m(x), dim=-1) for m in self.shards])
-        return torch.logsumexp(log_probs, dim=0) - math.log(len(self.shards))
 
 
 @register_method("sisa", summary="SISA: exact unlearning by sharded, sliced retraining (classifiers)")

@@ -40,6 +40,7 @@ class Format(str, Enum):
 class Kind(str, Enum):
     tasks = "tasks"
     methods = "methods"
+    formats = "formats"
     metrics = "metrics"
     lenses = "lenses"
     options = "options"
@@ -232,20 +233,31 @@ def _extra_options(args: list[str]) -> dict[str, str]:
 
 @app.command("list")
 def list_(
-    kind: Annotated[Kind, typer.Argument(help="tasks, methods, metrics, lenses or options")],
+    kind: Annotated[Kind, typer.Argument(help="tasks, methods, metrics, lenses, options or formats (prompt formats)")],
     task_kind: Annotated[Optional[str], typer.Option("--kind", help="Only tasks / methods / options of this task kind "
                                                                     "(the kind column of `unlearnbench list tasks`).")] = None,
+    task: Annotated[Optional[str], typer.Option("--task", help="methods: show the hyperparameter preset this task "
+                                                               "starts them from (its literature's recipe).")] = None,
     format: Annotated[Format, typer.Option("--format")] = Format.table,
 ) -> None:
-    """List the registered tasks, methods, metrics, lenses, or the options of task kinds and lenses."""
+    """List the registered tasks, methods, metrics, lenses, prompt formats, or the options of
+    task kinds and lenses."""
     from unlearnbench import registry
 
     wanted = task_kind.replace("-", "_") if task_kind else None
     if wanted is not None and wanted not in registry.entries("family"):
         fail(f"--kind {task_kind!r}: task kinds are "
              f"{', '.join(registry.kind_label(k) for k in registry.entries('family'))}.")
-    rows = {Kind.tasks: _task_rows, Kind.methods: _method_rows, Kind.metrics: _metric_rows,
-            Kind.lenses: _lens_rows, Kind.options: _option_rows}[kind](wanted)
+    if task is not None:
+        if kind is not Kind.methods:
+            fail("--task goes with `unlearnbench list methods` (it shows the task's hyperparameter presets).")
+        try:
+            entry = registry.get("task", task)
+        except UserError as exc:
+            fail(str(exc))
+        wanted = entry.info.get("kind", "language_model")
+    rows = {Kind.tasks: _task_rows, Kind.methods: lambda k: _method_rows(k, task), Kind.metrics: _metric_rows,
+            Kind.lenses: _lens_rows, Kind.options: _option_rows, Kind.formats: _format_rows}[kind](wanted)
     if format is Format.json:
         print(json.dumps(rows, indent=2))
         return
@@ -266,11 +278,13 @@ def _task_rows(kind: str | None) -> list[dict]:
             for e in registry.entries("task").values() if kind in (None, e.info.get("kind", "language_model"))]
 
 
-def _method_rows(kind: str | None) -> list[dict]:
+def _method_rows(kind: str | None, task: str | None = None) -> list[dict]:
     from dataclasses import fields
 
     from unlearnbench import registry
+    from unlearnbench.runner import method_preset
 
+    entry = registry.get("task", task) if task else None
     rows = []
     for name in registry.entries("method"):
         by_kind = {k: e for k, e in registry.method_kinds(name).items() if kind in (None, k)}
@@ -278,10 +292,22 @@ def _method_rows(kind: str | None) -> list[dict]:
             continue
         blocks = [f"{registry.kind_label(k)}: " + (", ".join(f"{f.name}={f.default}" for f in fields(e.obj.params_class(k))) or "-")
                   for k, e in by_kind.items()]
-        rows.append({"name": name, "task_kinds": " / ".join(registry.kind_label(k) for k in by_kind),
-                     "hyperparameters (defaults, per kind)": "; ".join(blocks),
-                     "summary": next(iter(by_kind.values())).summary})
+        row = {"name": name, "task_kinds": " / ".join(registry.kind_label(k) for k in by_kind),
+               "hyperparameters (defaults, per kind)": "; ".join(blocks)}
+        if entry is not None:
+            cls = by_kind[kind].obj
+            preset = method_preset(entry, name, cls.params_class(kind))
+            row[f"preset on {task}"] = ", ".join(f"{k}={v}" for k, v in preset.items()) or "(the defaults)"
+        rows.append(row | {"summary": next(iter(by_kind.values())).summary})
     return rows
+
+
+def _format_rows(kind: str | None) -> list[dict]:
+    from unlearnbench.lm.prompts import PRESETS
+
+    return [{"name": name, "prompt": "the tokenizer's chat template" if f.chat_template else repr(f.template),
+             "answer prefix": repr(f.answer_prefix), "end of answer": f.end_token or "EOS",
+             "system prompt": f.system_prompt or "", "BOS": str(f.add_bos)} for name, f in PRESETS.items()]
 
 
 def _metric_rows(kind: str | None) -> list[dict]:

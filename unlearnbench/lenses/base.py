@@ -46,7 +46,8 @@ class LensContext:
         """A language model's scoring engine (language-model lenses)."""
         from unlearnbench.lm.scoring import ScoringEngine
 
-        return ScoringEngine(model, self.tokenizer, self.task.prompt_format, self.device, quiet=self.quiet, label=label)
+        return ScoringEngine(model, self.tokenizer, self.task.prompt_format, self.device, quiet=self.quiet, label=label,
+                             **getattr(self.task, "scoring", {}))
 
 
 class Lens:

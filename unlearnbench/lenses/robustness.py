@@ -25,13 +25,26 @@ from typing import Any
 import numpy as np
 
 from unlearnbench.metrics import robustness as rm
+from unlearnbench.family import Option
 from unlearnbench.lenses.base import LanguageModelLens, LensContext
 from unlearnbench.registry import register_lens
 from unlearnbench.suites.common import MetricRow
 
 LENS_VERSION = "1"
 RELEARN_STEPS = (0, 1, 2, 5, 10, 25, 50)
-RELEARN_LR = 1e-3
+RELEARN_LR = 1e-3  # the synthetic worlds' tiny models (trained at 3e-3)
+RELEARN_LR_LARGE = 1e-5  # models of the field: the rate the published TOFU / MUSE models were fine-tuned at
+LARGE_MODEL = 100_000_000  # parameters from which "auto" takes RELEARN_LR_LARGE
+
+
+def relearn_lr(ctx, model) -> float:
+    """``--relearn-lr``, or by the model's size: :data:`RELEARN_LR` for the tiny models the
+    synthetic worlds train, :data:`RELEARN_LR_LARGE` from :data:`LARGE_MODEL` parameters (at
+    1e-3 a 1B model is wrecked in a few steps instead of relearning)."""
+    chosen = (ctx.options or {}).get("relearn_lr")
+    if chosen is not None:
+        return float(chosen)
+    return RELEARN_LR if sum(p.numel() for p in model.parameters()) < LARGE_MODEL else RELEARN_LR_LARGE
 RELEARN_BATCH = 8
 QUANT_BITS = (8, 4)
 QUANT_BLOCK = 64
@@ -100,7 +113,7 @@ def relearn_curve(ctx: Context, model, label: str) -> list[list[float]]:
                         ctx.tokenizer.pad_token_id, seed=ctx.seed).forever()
     torch.manual_seed(ctx.seed)
     attacked = clone_model(model).to(ctx.device).train()
-    optimizer = torch.optim.AdamW(attacked.parameters(), lr=RELEARN_LR, weight_decay=0.0)
+    optimizer = torch.optim.AdamW(attacked.parameters(), lr=relearn_lr(ctx, model), weight_decay=0.0)
     curve, done = [], 0
     with progress_bar(f"relearning attack ({label})", total=RELEARN_STEPS[-1], quiet=ctx.quiet) as advance:
         for target in RELEARN_STEPS:
@@ -185,6 +198,9 @@ class Robustness(LanguageModelLens):
     description = "relearning and quantization attacks: does the knowledge come back?"
     order = 40
     version = LENS_VERSION
+    options = (Option("relearn_lr", "the relearning attack's learning rate (default: 1e-3 for models under 100M "
+                                    "parameters, the synthetic worlds', 1e-5 above)", type=float, default=None,
+                      task=False, in_run_id=True),)
 
     rows = staticmethod(rows)
     per_example = staticmethod(per_example)

@@ -8,8 +8,10 @@ every recipe and every LLM method uses (a method is a loss plus hyperparameters)
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import random
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,34 +25,8 @@ from unlearnbench.progress import progress_bar
 IGNORE_INDEX = -100
 
 
-@dataclass(frozen=True)
-class PromptFormat:
-    """How a question becomes a prompt; the answer follows after ``answer_prefix``."""
-
-    template: str = "Question: {question}\nAnswer:"
-    answer_prefix: str = " "
-
-    def prompt(self, question: str) -> str:
-        return self.template.format(question=question)
-
-
-def encode_prompt(tokenizer, fmt: PromptFormat, question: str) -> list[int]:
-    ids = tokenizer(fmt.prompt(question), add_special_tokens=False)["input_ids"]
-    bos = tokenizer.bos_token_id
-    return ([bos] if bos is not None else []) + list(ids)
-
-
-def encode_answer(tokenizer, fmt: PromptFormat, answer: str) -> list[int]:
-    """Answer ids with the end token: the loss and every score cover the end token too."""
-    ids = tokenizer(fmt.answer_prefix + answer, add_special_tokens=False)["input_ids"]
-    return list(ids) + [tokenizer.eos_token_id]
-
-
-def encode_qa(tokenizer, fmt: PromptFormat, question: str, answer: str) -> tuple[list[int], int]:
-    """(input ids, number of prompt tokens). Prompt and answer are tokenized apart so the
-    answer boundary is exact whatever the tokenizer."""
-    prompt = encode_prompt(tokenizer, fmt, question)
-    return prompt + encode_answer(tokenizer, fmt, answer), len(prompt)
+# Prompt formats live in unlearnbench.lm.prompts; these names stay importable from here.
+from unlearnbench.lm.prompts import PromptFormat, encode_answer, encode_prompt, encode_qa  # noqa: E402,F401
 
 
 def collate(encoded: Sequence[tuple[list[int], int]], pad_id: int) -> dict[str, torch.Tensor]:
@@ -118,11 +94,24 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
-def scoring_dtype(device: torch.device) -> torch.dtype:
-    """bf16 on GPUs that support it (scores are accumulated in float32); float32 on CPU."""
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return torch.float32
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+
+
+def resolve_dtype(name: str | None, device: torch.device) -> torch.dtype:
+    """``--dtype``: ``auto`` is bf16 on a GPU that supports it and float32 elsewhere (the CPU,
+    older GPUs); ``bf16`` / ``fp16`` / ``fp32`` as asked. Weights are loaded, trained and
+    scored in it; scores are accumulated in float32 or float64 whatever it is."""
+    if name in (None, "auto"):
+        if device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    if name not in DTYPES:
+        raise ModelSourceError(f"--dtype {name!r}: use auto, bf16, fp16 or fp32.")
+    return DTYPES[name]
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return {v: k for k, v in DTYPES.items()}.get(dtype, str(dtype).removeprefix("torch."))
 
 
 @contextlib.contextmanager
@@ -167,9 +156,10 @@ def build_tiny_llama(vocab_size: int, tokenizer, config: TinyLlamaConfig, seed: 
         return LlamaForCausalLM(cfg)
 
 
-def load_causal_lm(source: str, *, offline_hint: str = "") -> tuple[Any, Any]:
+def load_causal_lm(source: str, *, offline_hint: str = "", dtype: torch.dtype = torch.float32) -> tuple[Any, Any]:
     """Load (model, tokenizer) from a hub id (``hub:org/name[@rev]`` or ``org/name``) or a folder,
-    through the same ``from_pretrained`` call."""
+    through the same ``from_pretrained`` call, with weights in ``dtype`` (on the CPU: the runner
+    moves a model to the device when it is used, and back when it is done with it)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -189,7 +179,7 @@ def load_causal_lm(source: str, *, offline_hint: str = "") -> tuple[Any, Any]:
         ref = str(path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(ref, revision=revision)
-        model = AutoModelForCausalLM.from_pretrained(ref, revision=revision, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(ref, revision=revision, dtype=dtype)
     except OSError as exc:
         raise ModelSourceError(
             f"Could not load model {source!r}: {exc}. {offline_hint}".strip()
@@ -197,6 +187,29 @@ def load_causal_lm(source: str, *, offline_hint: str = "") -> tuple[Any, Any]:
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+@dataclass
+class LoraAdapter:
+    """A trained LoRA adapter apart from its base model (a CPU copy of the adapter's weights
+    and its peft config), kept for ``--save-model`` after the adapter is merged."""
+
+    config: Any  # peft.LoraConfig
+    state: dict[str, torch.Tensor]
+
+    @classmethod
+    def of(cls, peft_model) -> "LoraAdapter":
+        from peft import get_peft_model_state_dict
+
+        state = {k: v.detach().to("cpu").clone() for k, v in get_peft_model_state_dict(peft_model).items()}
+        return cls(peft_model.peft_config["default"], state)
+
+    def save_pretrained(self, folder) -> None:
+        """peft's layout: ``adapter_config.json`` and ``adapter_model.safetensors``."""
+        from safetensors.torch import save_file
+
+        self.config.save_pretrained(str(folder))
+        save_file({k: v.contiguous() for k, v in self.state.items()}, str(Path(folder) / "adapter_model.safetensors"))
 
 
 def clone_model(model):
@@ -238,6 +251,10 @@ def _lr_lambda(total: int, warmup: int, schedule: str) -> Callable[[int], float]
         if schedule == "constant":
             return 1.0
         progress = (step - warmup) / max(1, total - warmup)
+        if schedule == "linear":
+            return max(0.0, 1.0 - progress)
+        if schedule != "cosine":
+            raise ValueError(f"Unknown learning-rate schedule {schedule!r}; use constant, linear or cosine.")
         return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
     return f
@@ -253,12 +270,16 @@ def train_loop(
     description: str,
     parameters: Sequence[torch.nn.Parameter] | None = None,
     quiet: bool = False,
+    accumulate: int = 1,
 ) -> list[float]:
-    """Run ``n_steps`` optimiser steps of ``loss_fn(model, item)`` over ``steps``.
+    """Run ``n_steps`` optimiser steps of ``loss_fn(model, item)`` over ``steps``, each step
+    accumulating the gradients of ``accumulate`` items (each loss divided by ``accumulate``:
+    the step is that of the mean over the items).
 
-    AdamW with warmup and cosine (or constant) schedule and gradient clipping. A non-finite
-    loss stops training with :class:`TrainingDivergedError` so the run is recorded as failed
-    rather than silently producing a broken model. Returns the loss per step.
+    AdamW with warmup and cosine, linear or constant schedule and gradient clipping. A
+    non-finite loss stops training with :class:`TrainingDivergedError` so the run is recorded
+    as failed rather than silently producing a broken model. Returns the loss per step (the
+    mean over its items).
     """
     params = list(parameters) if parameters is not None else [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
@@ -266,33 +287,108 @@ def train_loop(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(n_steps, warmup, config.schedule))
     model.train()
     losses: list[float] = []
+    items = iter(steps)
     with progress_bar(description, total=n_steps, quiet=quiet) as advance:
-        for step, item in zip(range(n_steps), steps):
-            loss = loss_fn(model, item)
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                model.eval()
-                raise TrainingDivergedError(description, step, value)
+        for step in range(n_steps):
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            total, seen = 0.0, 0
+            for item in itertools.islice(items, accumulate):
+                loss = loss_fn(model, item)
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    model.eval()
+                    raise TrainingDivergedError(description, step, value)
+                (loss / accumulate if accumulate > 1 else loss).backward()
+                total, seen = total + value / accumulate, seen + 1
+            if not seen:  # the items ran out
+                break
             if config.grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
             optimizer.step()
             scheduler.step()
-            losses.append(value)
-            advance(1, loss=value)
+            losses.append(total)
+            advance(1, loss=total)
     model.eval()
     return losses
 
 
-def sequence_logprobs(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(sum of answer-token log-probs, number of answer tokens) per row, teacher forced."""
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+# at most this many logits (positions x vocabulary) exist at once in a training loss: 128 MB
+# in float32, whatever the vocabulary and the sequence length
+MAX_HEAD_ELEMENTS = 1 << 25
+_HEADS: "weakref.WeakKeyDictionary[Any, bool]" = weakref.WeakKeyDictionary()
+
+
+def decoder_and_head(model, probe: torch.Tensor | None = None):
+    """``(decoder, head)`` when the model's logits are ``head(decoder(x).last_hidden_state)``
+    with a plain ``nn.Linear`` head (checked numerically once per model on ``probe``, a few
+    token ids), else None (soft-capped or scaled logits, a custom head: use the full forward).
+    A peft model is looked through (``get_base_model``)."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    decoder = getattr(inner, "base_model", None)
+    head = inner.get_output_embeddings() if hasattr(inner, "get_output_embeddings") else None
+    if decoder is None or decoder is inner or not isinstance(head, torch.nn.Linear):
+        return None
+    plain = _HEADS.get(model)
+    if plain is None:
+        if probe is None:
+            return None
+        ids = probe[:1, :8]
+        with torch.no_grad():
+            full = model(input_ids=ids).logits.float()
+            ours = head(decoder(input_ids=ids).last_hidden_state).float()
+        plain = bool((ours - full).abs().max() <= 2e-2 * (1.0 + float(full.abs().max())))
+        _HEADS[model] = plain
+    return (decoder, head) if plain else None
+
+
+def _target_logprobs(hidden: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None,
+                     targets: torch.Tensor) -> torch.Tensor:
+    logits = (hidden if weight is None else torch.nn.functional.linear(hidden, weight, bias)).float()
+    return logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+
+
+def target_logprobs(hidden: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None,
+                    targets: torch.Tensor, *, max_elements: int = MAX_HEAD_ELEMENTS) -> torch.Tensor:
+    """``log softmax(hidden @ weight.T + bias)[targets]`` for N positions (``weight=None``:
+    ``hidden`` are the logits), computed over chunks of positions so that at most
+    ``max_elements`` logits exist at once. Under autograd each chunk is checkpointed: its
+    logits are freed after the forward and recomputed in the backward, so a loss over B x T
+    answer tokens never holds a B x T x V tensor."""
+    vocab = hidden.shape[-1] if weight is None else weight.shape[0]
+    chunk = max(1, max_elements // max(1, vocab))
+    grad = torch.is_grad_enabled() and (hidden.requires_grad or (weight is not None and weight.requires_grad))
+    parts = []
+    for start in range(0, hidden.shape[0], chunk):
+        args = (hidden[start : start + chunk], weight, bias, targets[start : start + chunk])
+        if grad and hidden.shape[0] > chunk:
+            from torch.utils.checkpoint import checkpoint
+
+            parts.append(checkpoint(_target_logprobs, *args, use_reentrant=False))
+        else:
+            parts.append(_target_logprobs(*args))
+    return torch.cat(parts) if parts else hidden.new_zeros(0, dtype=torch.float32)
+
+
+def sequence_logprobs(model, batch: dict[str, torch.Tensor], *,
+                      max_elements: int = MAX_HEAD_ELEMENTS) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum of answer-token log-probs, number of answer tokens) per row, teacher forced.
+
+    The vocabulary projection is applied at the answer positions only (the hidden states are
+    sliced before the head) and in checkpointed chunks (:func:`target_logprobs`): memory
+    grows with the number of answer tokens times ``max_elements``, not with B x T x V."""
+    ids, attention = batch["input_ids"], batch["attention_mask"]
     labels = batch["labels"][:, 1:]
-    logp = torch.log_softmax(logits[:, :-1].float(), dim=-1)
     mask = labels != IGNORE_INDEX
-    token_logp = logp.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1) * mask
-    return token_logp.sum(-1), mask.sum(-1)
+    rows, cols = mask.nonzero(as_tuple=True)
+    parts = decoder_and_head(model, ids)
+    if parts is None:
+        states, weight, bias = model(input_ids=ids, attention_mask=attention).logits[:, :-1], None, None
+    else:
+        decoder, head = parts
+        states, weight, bias = decoder(input_ids=ids, attention_mask=attention).last_hidden_state[:, :-1], head.weight, head.bias
+    logp = target_logprobs(states[rows, cols], weight, bias, labels[rows, cols], max_elements=max_elements)
+    total = torch.zeros(ids.shape[0], dtype=logp.dtype, device=logp.device).index_add(0, rows, logp)
+    return total, mask.sum(-1)
 
 
 def answer_nll(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:

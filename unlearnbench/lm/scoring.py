@@ -28,7 +28,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from unlearnbench.lm.modeling import PromptFormat, encode_answer, encode_prompt, scoring_dtype
+from unlearnbench.lm.modeling import IGNORE_INDEX, sequence_logprobs
+from unlearnbench.lm.prompts import PromptFormat, encode_prompt, encode_qa, stop_ids
+from unlearnbench.errors import UserError
 from unlearnbench.progress import progress_bar
 
 
@@ -142,6 +144,7 @@ class ScoringEngine:
         max_batch_rows: int = 128,
         max_head_elements: int = 1 << 24,
         max_gradient_elements: int = 1 << 26,
+        gradnorm_params: str = "auto",
         quiet: bool = False,
         label: str = "model",
     ):
@@ -157,6 +160,8 @@ class ScoringEngine:
         self._gradnorms: dict[tuple[str, str], float] = {}
         self.batched_gradients = True  # switched off if the model cannot go through torch.func.vmap
         self.max_gradient_elements = max_gradient_elements
+        self.gradnorm_params = gradnorm_params
+        self.stop = stop_ids(tokenizer, fmt, getattr(model, "generation_config", None))
 
     # -- batching -------------------------------------------------------------------------
     def _length_batches(self, lengths: dict[int, list[int]], max_rows: int | None = None) -> list[list[int]]:
@@ -169,10 +174,12 @@ class ScoringEngine:
         return batches
 
     def _autocast(self):
-        dtype = scoring_dtype(self.device)
-        if dtype == torch.float32:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=dtype)
+        """Scoring runs in the weights' own dtype (``--dtype``); nothing is cast on the fly."""
+        return contextlib.nullcontext()
+
+    def _out_of_memory(self, what: str) -> UserError:
+        return UserError(f"Out of {self.device.type.upper()} memory while {what} ({self.label}). Lower "
+                         f"--score-batch-tokens (now {self.max_batch_tokens}) or use --dtype bf16.")
 
     # -- teacher forcing ------------------------------------------------------------------
     def score(self, pairs: Sequence[tuple[str, str]], description: str = "scoring") -> list[SequenceScores]:
@@ -188,7 +195,10 @@ class ScoringEngine:
             batches = self._length_batches(by_length)
             with progress_bar(f"{description} ({self.label})", total=len(todo), quiet=self.quiet) as advance:
                 for batch in batches:
-                    self._score_batch([todo[i] for i in batch], [encoded[i] for i in batch])
+                    try:
+                        self._score_batch([todo[i] for i in batch], [encoded[i] for i in batch])
+                    except torch.OutOfMemoryError:
+                        raise self._out_of_memory("scoring") from None
                     advance(len(batch))
         return [self._scores[p] for p in pairs]
 
@@ -218,12 +228,12 @@ class ScoringEngine:
         return hidden
 
     def _encode(self, question: str, answer: str) -> tuple[list[int], int]:
-        prompt = encode_prompt(self.tokenizer, self.fmt, question)
-        if len(prompt) >= self.max_positions:
-            raise ValueError(f"A prompt of {len(prompt)} tokens does not fit the model's "
+        ids, n_prompt = encode_qa(self.tokenizer, self.fmt, question, answer)
+        if n_prompt >= self.max_positions:
+            raise ValueError(f"A prompt of {n_prompt} tokens does not fit the model's "
                              f"{self.max_positions} positions: {question[:60]!r}...")
         # texts longer than the model's context are scored on their first max_positions tokens
-        return (prompt + encode_answer(self.tokenizer, self.fmt, answer))[: self.max_positions], len(prompt)
+        return ids[: self.max_positions], n_prompt
 
     @torch.no_grad()
     def _score_batch(self, keys, encoded) -> None:
@@ -252,24 +262,35 @@ class ScoringEngine:
             offset += n
 
     # -- gradient norms ---------------------------------------------------------------
+    def gradient_parameters(self) -> dict[str, torch.nn.Parameter]:
+        """The parameters GradNorm differentiates, by name (:func:`gradnorm_subset`)."""
+        return gradnorm_subset(self.model, self.gradnorm_params)
+
     def gradnorms(self, pairs: Sequence[tuple[str, str]], description: str = "gradient norms") -> list[float]:
-        """Per-example L2 norm of the gradient of the mean answer NLL w.r.t. every trainable
-        parameter (the GradNorm attack). Equal-length examples share one vectorised
-        ``torch.func`` call (per-example gradients at once) when the model allows it and the
-        gradients fit the memory budget; otherwise one backward pass per example."""
+        """Per-example L2 norm of the gradient of the mean answer NLL w.r.t. the parameters of
+        :meth:`gradient_parameters` (the GradNorm attack). Equal-length examples share one
+        vectorised ``torch.func`` call (per-example gradients at once) when the model allows it
+        and the gradients fit the memory budget; otherwise one backward pass per example.
+        Running out of memory is an error that says what to lower, never a silent fallback."""
         todo = list(dict.fromkeys(p for p in pairs if p not in self._gradnorms))
         if todo:
             encoded = [self._encode(q, a) for q, a in todo]
             by_length: dict[int, list[int]] = defaultdict(list)
             for i, (ids, _) in enumerate(encoded):
                 by_length[len(ids)].append(i)
-            n_params = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+            n_params = sum(p.numel() for p in self.gradient_parameters().values())
             # per-example gradients of a whole batch are held at once: rows x parameters
             batches = self._length_batches(by_length, max(1, self.max_gradient_elements // max(1, n_params)))
             self.counter.add("gradnorm", 0, sum(len(ids) for ids, _ in encoded))
             with progress_bar(f"{description} ({self.label})", total=len(todo), quiet=self.quiet) as advance:
                 for batch in batches:
-                    norms = self._gradnorm_batch([encoded[i] for i in batch])
+                    try:
+                        norms = self._gradnorm_batch([encoded[i] for i in batch])
+                    except torch.OutOfMemoryError:
+                        raise UserError(f"Out of {self.device.type.upper()} memory while computing GradNorm's "
+                                        f"per-example gradients ({self.label}, parameters {self.gradnorm_params!r}). "
+                                        "Restrict them with --gradnorm-params last-block (or head), or leave the "
+                                        "privacy lens out (--lens -privacy).") from None
                     for i, norm in zip(batch, norms):
                         self._gradnorms[todo[i]] = norm
                     advance(len(batch))
@@ -284,7 +305,11 @@ class ScoringEngine:
         if self.batched_gradients and len(encoded) > 1:
             try:
                 return self._gradnorm_vmap(ids, mask)
-            except Exception:  # data-dependent control flow and the like: fall back, once
+            except torch.OutOfMemoryError:
+                raise
+            except (RuntimeError, NotImplementedError, TypeError, ValueError):
+                # an op without a batching rule, data-dependent control flow: one backward per
+                # example from now on (same numbers, slower); memory errors are not caught here
                 self.batched_gradients = False
         return [self._gradnorm_single(ids[r : r + 1], mask[r : r + 1]) for r in range(ids.shape[0])]
 
@@ -295,8 +320,10 @@ class ScoringEngine:
     def _gradnorm_vmap(self, ids: torch.Tensor, mask: torch.Tensor) -> list[float]:
         from torch.func import functional_call, grad, vmap
 
-        params = {k: v.detach() for k, v in self.model.named_parameters() if v.requires_grad}
-        buffers = dict(self.model.named_buffers())
+        chosen = self.gradient_parameters()
+        params = {k: v.detach() for k, v in chosen.items()}
+        frozen = {k: v.detach() for k, v in self.model.named_parameters() if k not in chosen}
+        buffers = {**dict(self.model.named_buffers()), **frozen}
 
         def loss(p, row_ids, row_mask):
             logits = functional_call(self.model, (p, buffers), (row_ids.unsqueeze(0),)).logits[0]
@@ -310,13 +337,17 @@ class ScoringEngine:
         return squared.sqrt().tolist()
 
     def _gradnorm_single(self, ids: torch.Tensor, mask: torch.Tensor) -> float:
-        params = [p for p in self.model.parameters() if p.requires_grad]
+        """One backward pass; the loss goes through the answer-position, chunked head of
+        :func:`~unlearnbench.lm.modeling.sequence_logprobs` (no T x V log-softmax)."""
+        params = list(self.gradient_parameters().values())
+        labels = torch.full_like(ids, IGNORE_INDEX)
+        labels[:, 1:] = torch.where(mask.bool(), ids[:, 1:], labels[:, 1:])
+        batch = {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels}
         with torch.enable_grad():
-            loss = self._nll(self.model(input_ids=ids).logits[0], ids[0], mask[0])
-            grads = torch.autograd.grad(loss, params)
-        return float(torch.sqrt(sum(g.pow(2).sum() for g in grads)))
+            total, count = sequence_logprobs(self.model, batch)
+            grads = torch.autograd.grad(-(total / count).sum(), params)
+        return float(torch.sqrt(sum(g.float().pow(2).sum() for g in grads)))
 
-    # -- generation -----------------------------------------------------------------------
     # -- hidden states ------------------------------------------------------------------
     @torch.no_grad()
     def hidden_states(self, items: Sequence[tuple[str, str]], description: str = "hidden states") -> np.ndarray:
@@ -344,9 +375,11 @@ class ScoringEngine:
                 advance(len(batch))
         return np.stack(out) if out else np.zeros((0, 0, 0), dtype=np.float32)
 
+    # -- generation -----------------------------------------------------------------------
     def generate(self, questions: Sequence[str], max_new_tokens: int = 200, description: str = "generating") -> list[str]:
         """Greedy answers. Prompts of equal length are decoded together with a KV cache, and a
-        row leaves the batch as soon as it emits the end token."""
+        row leaves the batch as soon as it emits one of the stop ids (:func:`stop_ids`: the
+        format's end-of-turn token, EOS and every ``generation_config.eos_token_id``)."""
         todo = list(dict.fromkeys(q for q in questions if (q, max_new_tokens) not in self._generations))
         if todo:
             prompts = [encode_prompt(self.tokenizer, self.fmt, q) for q in todo]
@@ -363,7 +396,13 @@ class ScoringEngine:
 
     @torch.no_grad()
     def _generate_batch(self, prompts: list[list[int]], max_new_tokens: int) -> list[str]:
-        eos = self.tokenizer.eos_token_id
+        try:
+            return self._greedy(prompts, max_new_tokens)
+        except torch.OutOfMemoryError:
+            raise self._out_of_memory("generating") from None
+
+    def _greedy(self, prompts: list[list[int]], max_new_tokens: int) -> list[str]:
+        stop = torch.tensor(sorted(self.stop), device=self.device)
         ids = torch.tensor(prompts, device=self.device)
         budget = max(0, min(max_new_tokens, self.max_positions - ids.shape[1]))
         generated: list[list[int]] = [[] for _ in prompts]
@@ -377,7 +416,7 @@ class ScoringEngine:
         for step in range(budget):
             for row, tok in zip(active.tolist(), next_tokens.tolist()):
                 generated[row].append(tok)
-            keep = next_tokens != eos
+            keep = ~torch.isin(next_tokens, stop)
             if step == budget - 1 or not bool(keep.any()):
                 break
             if not bool(keep.all()):
@@ -393,7 +432,48 @@ class ScoringEngine:
         self.counter.add("generation", forwarded, unique)
         texts = []
         for g in generated:
-            if g and g[-1] == eos:
+            if g and g[-1] in self.stop:
                 g = g[:-1]
             texts.append(self.tokenizer.decode(g, skip_special_tokens=True).strip())
         return texts
+
+
+# parameters above which "auto" restricts GradNorm to the last decoder block (a full per-example
+# gradient of an 8B model is 16 GB in bf16, one backward pass each)
+GRADNORM_ALL_LIMIT = 2_000_000_000
+
+
+def gradnorm_subset(model, spec: str = "auto") -> dict[str, torch.nn.Parameter]:
+    """The trainable parameters GradNorm differentiates: ``all``; ``last-block`` (the last
+    decoder layer and the final norm); ``head`` (the output embedding); ``re:<pattern>``
+    (names matching a regular expression); ``auto``: ``all`` up to
+    :data:`GRADNORM_ALL_LIMIT` parameters, ``last-block`` above. The choice is part of the
+    privacy lens's cache key and of the record (``suite_options``)."""
+    import re
+
+    named = {k: v for k, v in model.named_parameters() if v.requires_grad}
+    if not named:
+        raise UserError("GradNorm needs trainable parameters, and this model has none (requires_grad is off "
+                        "everywhere): leave the privacy lens out (--lens -privacy) or load it as trainable.")
+    if spec == "auto":
+        spec = "all" if sum(v.numel() for v in named.values()) <= GRADNORM_ALL_LIMIT else "last-block"
+    if spec == "all":
+        return named
+    if spec == "head":
+        head = model.get_output_embeddings()
+        chosen = {k: v for k, v in named.items() if any(v is p for p in head.parameters())}
+    elif spec == "last-block":
+        layers = sorted({int(m.group(1)) for k in named for m in [re.search(r"\.layers\.(\d+)\.", k)] if m})
+        if not layers:
+            raise UserError("--gradnorm-params last-block: the model has no '.layers.<n>.' parameters; "
+                            "use all, head or re:<pattern>.")
+        last = f".layers.{layers[-1]}."
+        chosen = {k: v for k, v in named.items() if last in k or re.search(r"(^|\.)norm\.weight$", k)}
+    elif spec.startswith("re:"):
+        pattern = re.compile(spec[3:])
+        chosen = {k: v for k, v in named.items() if pattern.search(k)}
+    else:
+        raise UserError(f"--gradnorm-params {spec!r}: use auto, all, last-block, head or re:<pattern>.")
+    if not chosen:
+        raise UserError(f"--gradnorm-params {spec!r} selects no trainable parameter of this model.")
+    return chosen

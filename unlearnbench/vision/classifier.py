@@ -69,6 +69,18 @@ class SmallCNN(nn.Module):
         return self.fc(torch.flatten(self.features(x), 1))
 
 
+class ShardEnsemble(nn.Module):
+    """SISA's model (``methods/vision/sisa.py``): averages the shard models' class probabilities; its logits are the log of the average."""
+
+    def __init__(self, models: list[nn.Module]):
+        super().__init__()
+        self.shards = nn.ModuleList(models)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        log_probs = torch.stack([F.log_softmax(m(x), dim=-1) for m in self.shards])
+        return torch.logsumexp(log_probs, dim=0) - math.log(len(self.shards))
+
+
 def _norm(kind: str, channels: int) -> nn.Module:
     if kind == "batch":
         return nn.BatchNorm2d(channels)

@@ -12,7 +12,7 @@ when it is read):
   the folder :func:`~unlearnbench.vision.classifier.save_classifier` writes and ``--model``
   takes, so a saved unlearned model can also be the target of another run.
 
-``sisa-ensemble`` (SISA's :class:`~unlearnbench.methods.vision.sisa.ShardEnsemble`)::
+``sisa-ensemble`` (SISA's :class:`~unlearnbench.vision.classifier.ShardEnsemble`)::
 
     model/
       ensemble.json       {"layout": "sisa-ensemble", "version": 1,
@@ -50,7 +50,7 @@ WRITER = "save_classifier"
 
 
 def _ensemble_class():
-    from unlearnbench.methods.vision.sisa import ShardEnsemble
+    from unlearnbench.vision.classifier import ShardEnsemble
 
     return ShardEnsemble
 
