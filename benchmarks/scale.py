@@ -6,7 +6,9 @@
 A random-initialised Llama (hidden 256, 2 layers: small enough for a CPU, with a real-sized
 vocabulary) scores a batch of 2 sequences whose tokens are all answer tokens (MUSE's text
 windows) through the scoring engine, and takes one NPO step (reference log-probabilities
-computed once, the loss at answer positions through the chunked head, backward, AdamW).
+computed once beforehand, the loss at answer positions through the chunked head, backward,
+AdamW; a warm-up step first, so that the gradients and the optimiser state, which scale with
+the parameters, already exist and the peak is what the loss itself needs).
 Each measurement runs in its own process; the peak is the largest resident set sampled every
 2 ms during the measured work, less the resident set just before it (the model, its data and
 the interpreter). The last column is what one float32 batch x length x vocabulary tensor
@@ -116,18 +118,20 @@ def child(job: str, vocab: int, length: int) -> dict:
             logp = torch.log_softmax(logits, -1).gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
             return -(logp * (labels != -100)).sum()
 
-        with PeakRSS() as peak:
-            t = time.perf_counter()
-            if job == "npo_step":
-                reference = ReferenceLogprobs(model, encoded, cpu, BATCH, 0)
-                model.train()
-                loss = npo.loss(model, batch, None, reference, params)
-            else:
-                model.train()
-                loss = naive_loss(model, batch)
-            optimizer.zero_grad()
+        reference = ReferenceLogprobs(model, encoded, cpu, BATCH, 0)
+        model.train()
+
+        def step():
+            loss = npo.loss(model, batch, None, reference, params) if job == "npo_step" else naive_loss(model, batch)
+            optimizer.zero_grad(set_to_none=False)
             loss.backward()
             optimizer.step()
+
+        step()  # warm-up: gradients and AdamW's state exist before the measured step (they scale with the
+        # parameters, not with batch x length x vocabulary)
+        with PeakRSS() as peak:
+            t = time.perf_counter()
+            step()
             seconds = time.perf_counter() - t
     return {"job": job, "vocab": vocab, "length": length, "seconds": seconds, "peak_mb": peak.delta_mb}
 

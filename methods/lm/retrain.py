@@ -28,4 +28,5 @@ class Retrain(Method):
                 "Use a synthetic task (e.g. tofu-synth/forget10), or evaluate your own retrained model with "
                 "--method original --model <folder>."
             )
-        return ctx.recipe.train(data.retain, ctx.seed, quiet=ctx.quiet, description="retraining (retrain)").to(ctx.device)
+        return ctx.recipe.train(data.retain, ctx.seed, quiet=ctx.quiet, description="retraining (retrain)",
+                                device=ctx.device)

@@ -137,8 +137,11 @@ class LanguageModelFamily(Family):
         """``save_pretrained`` layout (safetensors) with the tokenizer; a LoRA run keeps its
         adapter only (peft's ``adapter_config.json`` + ``adapter_model.safetensors``), to be
         applied to the task's target when it is loaded back."""
+        from transformers.utils import logging as hf_logging
+
         from unlearnbench.cache import building, folder_fingerprint
 
+        hf_logging.disable_progress_bar()  # "Writing model shards": the run's own output says where it went
         folder = Path(folder)
         adapter = artifacts.get("lora")
         with building(folder) as tmp:

@@ -402,12 +402,20 @@ def tiny_llama_recipe(tokenizer, fmt: PromptFormat, model_config: TinyLlamaConfi
     """A synthetic world's training recipe: ``train(rows, seed) -> model`` trains a tiny Llama
     from scratch on ``rows`` plus ``extra_rows`` (what every model of the world sees)."""
 
-    def train(rows, seed: int, quiet: bool = quiet, description: str = "training"):
+    def train(rows, seed: int, quiet: bool = quiet, description: str = "training", device=None):
+        """``device`` (the run's, for ``retrain``): where it trains; the worlds' own target and
+        oracle are built without one, on the CPU, so that every machine builds the same bytes
+        (the world's folder name is part of its tasks' fingerprint)."""
         encoded = encode_rows(tokenizer, fmt, list(rows) + list(extra_rows))
         batches = QABatches(encoded, train_config.batch_size, tokenizer.pad_token_id, seed=seed)
         model = build_tiny_llama(len(tokenizer), tokenizer, model_config, seed)
         n_steps = train_config.epochs * len(batches)
-        train_loop(model, batches.forever(), n_steps, answer_nll, train_config, description=description, quiet=quiet)
+        if device is None or torch.device(device).type == "cpu":
+            train_loop(model, batches.forever(), n_steps, answer_nll, train_config, description=description, quiet=quiet)
+            return model
+        model.to(device)
+        steps = ({k: v.to(device) for k, v in batch.items()} for batch in batches.forever())
+        train_loop(model, steps, n_steps, answer_nll, train_config, description=description, quiet=quiet)
         return model
 
     return train
