@@ -23,7 +23,7 @@ from unlearnbench.lm.modeling import PromptFormat, TinyLlamaConfig, TrainConfig,
 from unlearnbench.registry import register_task
 from unlearnbench.task import LanguageModelTask, Recipe, TaskSpec, hub_snapshot, model_source
 
-FAMILY_VERSION = "1"
+FAMILY_VERSION = "2"  # 2: the synthetic world's tokenizer knows its prompt words (Question, :, Answer)
 FORGET_SPLITS = {"forget01": "retain99", "forget05": "retain95", "forget10": "retain90"}
 HUB_DATASET = "locuslab/TOFU"
 # Published fine-tuned models (open-unlearning); each forget split has its own retain oracle.
@@ -146,7 +146,8 @@ def ensure_synth_world(config: SynthConfig, forget: str, *, quiet: bool = False)
                 for split, rows in world.items():
                     write_split(tmp, split, rows)
         if not tok_dir.exists():
-            texts = tofu_synth.world_texts(world) + list(tofu_synth.EVERYDAY_SENTENCES)
+            # the prompt format's own words too: without them the models see "<unk> <unk> question <unk> <unk>"
+            texts = tofu_synth.world_texts(world) + list(tofu_synth.EVERYDAY_SENTENCES) + [SYNTH_FORMAT.prompt("")]
             with building(tok_dir) as tmp:
                 tofu_synth.build_word_tokenizer(texts).save_pretrained(tmp)
     for role, split, seed in (("target", "full", config.target_seed), ("oracle-" + forget, FORGET_SPLITS[forget], config.oracle_seed)):

@@ -90,26 +90,32 @@ def test_engine_statistics_on_a_gpt2_model_with_conv1d_layers():
     assert np.abs(s.sigma - sigma).max() < 1e-5
 
 
-def _autograd_norm(model, tok, fmt, q, a) -> float:
+def _autograd_norm(model, tok, fmt, q, a, norm: str = "mean-tensor") -> float:
+    """One backward pass of transformers' own loss over the answer's text tokens (the end
+    token's label ignored); the mean over parameter tensors of each tensor's gradient norm, or
+    one global norm."""
     prompt, answer = encode_prompt(tok, fmt, q), encode_answer(tok, fmt, a)
     ids = torch.tensor([prompt + answer])
     labels = ids.clone()
     labels[0, : len(prompt)] = -100
+    labels[0, -1] = -100  # the end token is not text
     model.zero_grad()
     model(ids, labels=labels).loss.backward()
-    norm = torch.sqrt(sum(p.grad.pow(2).sum() for p in model.parameters() if p.grad is not None))
+    norms = torch.stack([p.grad.norm() for p in model.parameters() if p.grad is not None])
     model.zero_grad()
-    return float(norm)
+    return float(norms.mean() if norm == "mean-tensor" else norms.pow(2).sum().sqrt())
 
 
 @pytest.mark.parametrize("batched", [True, False])
-def test_gradient_norms_match_one_backward_pass_per_example(tiny_task, batched):
+@pytest.mark.parametrize("norm", ["mean-tensor", "global"])
+def test_gradient_norms_match_one_backward_pass_per_example(tiny_task, batched, norm):
     loaded = tiny_task.load_target()
-    engine = ScoringEngine(loaded.model, loaded.tokenizer, tiny_task.prompt_format, torch.device("cpu"), quiet=True)
+    engine = ScoringEngine(loaded.model, loaded.tokenizer, tiny_task.prompt_format, torch.device("cpu"), quiet=True,
+                           gradnorm_norm=norm)
     engine.batched_gradients = batched
     pairs = _pairs(tiny_task, 12)
     norms = engine.gradnorms(pairs)
-    expected = [_autograd_norm(loaded.model, loaded.tokenizer, tiny_task.prompt_format, q, a) for q, a in pairs]
+    expected = [_autograd_norm(loaded.model, loaded.tokenizer, tiny_task.prompt_format, q, a, norm) for q, a in pairs]
     np.testing.assert_allclose(norms, expected, rtol=1e-4)
     assert engine.batched_gradients is batched  # the batched path works on a Llama: no fallback needed
     assert all(p.grad is None for p in loaded.model.parameters())
@@ -119,9 +125,10 @@ def test_gradient_work_is_kept_out_of_the_forward_token_ratio(tiny_task):
     loaded = tiny_task.load_target()
     engine = ScoringEngine(loaded.model, loaded.tokenizer, tiny_task.prompt_format, torch.device("cpu"), quiet=True)
     engine.score(_pairs(tiny_task))
+    before = (engine.counter.forwarded, engine.counter.unique)
     engine.gradnorms(_pairs(tiny_task))
     assert engine.counter.by_kind["gradnorm"][0] > 0
-    assert engine.counter.forwarded == engine.counter.unique
+    assert (engine.counter.forwarded, engine.counter.unique) == before
 
 
 def test_every_attack_auc_in_the_record_matches_scikit_learn(run_tiny):

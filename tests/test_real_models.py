@@ -265,3 +265,65 @@ def test_a_bf16_model_scores_with_float32_statistics(tokenizer):
     # bf16 weights: the same statistics to bf16 precision (a 128k-way softmax near uniform)
     assert scores.nll == pytest.approx(exact.nll, rel=2e-2)
     assert scores.nll == pytest.approx(math.log(VOCAB), rel=0.05)
+
+
+# ------------------------------------------------- conventions: the answer's own tokens
+def test_the_end_token_is_left_out_of_em_es_and_min_k_but_not_the_nll(tokenizer):
+    """A model that always predicts "Ada", scored on the answer "Ada Ada": its two text tokens
+    are hits, the end token <|eot_id|> is a miss. By hand: EM = 2/2 = 1 and ES = 1 (the whole
+    answer reproduced) on the text; they would be 2/3 and 0 with the end token counted. Min-K%
+    reads the two text log-probabilities; the NLL averages all three."""
+    from unlearnbench.lm.prompts import PRESETS
+    from unlearnbench.lm.scoring import ScoringEngine
+    from unlearnbench.metrics.behavior import exact_memorization, extraction_strength
+    from unlearnbench.metrics.privacy import min_k_score
+
+    ada = tokenizer.convert_tokens_to_ids("Ada")
+    model = _always(_llama(), ada)
+    s = ScoringEngine(model, tokenizer, PRESETS["llama3-chat"], torch.device("cpu"), quiet=True).score([(QUESTION, "Ada Ada")])[0]
+    assert s.n_end == 1 and s.hits.tolist() == [True, True, False] and s.text_hits.tolist() == [True, True]
+    assert exact_memorization([s.text_hits])[0] == 1.0 and extraction_strength([s.text_hits])[0] == 1.0
+    assert exact_memorization([s.hits])[0] == pytest.approx(2 / 3) and extraction_strength([s.hits])[0] == 0.0
+    logp_ada, logp_eot = s.logprobs[0], s.logprobs[2]
+    assert logp_ada > logp_eot and s.logprobs[1] == pytest.approx(logp_ada)
+    assert min_k_score([s.text_logprobs], k=0.5)[0] == pytest.approx(logp_ada)
+    assert s.nll == pytest.approx(-(2 * logp_ada + logp_eot) / 3)
+
+
+class _TwoTensorLM(torch.nn.Module):
+    """logits = W E[x]: two parameter tensors (an embedding and a head), nothing else."""
+
+    def __init__(self):
+        super().__init__()
+        from types import SimpleNamespace
+
+        torch.manual_seed(4)
+        self.embed = torch.nn.Parameter(torch.randn(VOCAB, 4) * 0.5)
+        self.head = torch.nn.Parameter(torch.randn(VOCAB, 4) * 0.1)
+        self.config = SimpleNamespace(max_position_embeddings=64)
+
+    def forward(self, input_ids, attention_mask=None, **_):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(logits=self.embed[input_ids] @ self.head.T)
+
+
+def test_gradnorm_is_the_mean_of_the_tensors_norms_and_global_is_a_named_variant(tokenizer):
+    """By hand: the gradient of the mean NLL of the answer's text tokens (end token left out)
+    w.r.t. each tensor; mean-tensor = (|g_E| + |g_W|) / 2, global = sqrt(|g_E|^2 + |g_W|^2)."""
+    from unlearnbench.lm.prompts import PRESETS, encode_qa
+    from unlearnbench.lm.scoring import ScoringEngine
+
+    fmt = PRESETS["llama3-chat"]
+    ids, n_prompt = encode_qa(tokenizer, fmt, QUESTION, ANSWER)
+    model = _TwoTensorLM()
+    x = torch.tensor(ids)
+    logits = model.embed[x[:-1]] @ model.head.T
+    text = torch.arange(n_prompt - 1, len(ids) - 2)  # positions predicting the text tokens (not <|eot_id|>)
+    nll = -torch.log_softmax(logits, -1)[text, x[text + 1]].mean()
+    g_e, g_w = torch.autograd.grad(nll, [model.embed, model.head])
+    n_e, n_w = float(g_e.norm()), float(g_w.norm())
+    assert abs(n_e - n_w) > 1e-3  # the two norms differ, so the two variants do
+    for norm, expected in (("mean-tensor", (n_e + n_w) / 2), ("global", math.hypot(n_e, n_w))):
+        engine = ScoringEngine(model, tokenizer, fmt, torch.device("cpu"), quiet=True, gradnorm_norm=norm)
+        assert engine.gradnorms([(QUESTION, ANSWER)])[0] == pytest.approx(expected, rel=1e-4)

@@ -353,3 +353,15 @@ def test_tokenizer_is_deterministic(world):
     a = build_word_tokenizer(texts).get_vocab()
     b = build_word_tokenizer(list(reversed(texts))).get_vocab()
     assert a == b
+
+
+def test_the_prompt_format_encodes_without_unknown_words(tiny_task):
+    """The world's models read "Question: ... Answer:" as words, not as <unk> <unk> ... <unk>."""
+    from unlearnbench.lm.prompts import encode_qa
+
+    tokenizer = tiny_task.load_target().tokenizer
+    for row in tiny_task.splits["forget"].select(range(5)):
+        ids, n_prompt = encode_qa(tokenizer, tiny_task.prompt_format, row["question"], row["answer"])
+        assert tokenizer.unk_token_id not in ids
+        words = tokenizer.convert_ids_to_tokens(ids[:n_prompt])
+        assert words[:3] == ["<bos>", "Question", ":"] and words[-2:] == ["Answer", ":"]

@@ -175,6 +175,8 @@ class ModelInfo(Section):
     oracle_fingerprint: Optional[str] = None
     dtype: Optional[str] = Field(default=None, description="The weights' dtype for loading, training and scoring (language models).")
     prompt_format: Optional[dict[str, Any]] = Field(default=None, description="How questions became prompts (language models).")
+    scoring: Optional[dict[str, Any]] = Field(default=None, description="The scoring engine's settings: batch budget, "
+                                                                       "GradNorm's parameters and norm (language models).")
     unlearned: Optional[dict[str, Any]] = Field(default=None, description="Where --save-model kept the unlearned weights "
                                                                         "(path relative to the run folder), their layout and fingerprint.")
 

@@ -48,9 +48,14 @@ class LanguageModelFamily(Family):
                choices=("auto", "bf16", "fp16", "fp32"), in_run_id=True),
         Option("score_batch_tokens", "tokens per scoring batch (lower it if scoring runs out of GPU memory)",
                type=int, default=16384, task=False),
+        Option("score_padding", "the largest share of padding in a scoring batch (0: equal lengths only; the scores "
+                                "are the same within 1e-5)", type=float, default=0.25, task=False),
         Option("gradnorm_params", "the parameters GradNorm differentiates: auto (all up to 2B parameters, the last "
                                   "decoder block above), all, last-block, head or re:<pattern>", default="auto",
                task=False, in_run_id=True),
+        Option("gradnorm_norm", "GradNorm's size of a gradient: mean-tensor (the mean of each parameter tensor's L2 "
+                                "norm, as MIMIR and open-unlearning take it) or global (one L2 norm over all)",
+               default="mean-tensor", task=False, choices=("mean-tensor", "global"), in_run_id=True),
     )
 
     # ---------------------------------------------------------------- task and models
@@ -95,7 +100,9 @@ class LanguageModelFamily(Family):
                                      system_prompt=requested.get("system_prompt"))
         task.dtype = dtype_name(dtype)
         task.scoring = {"max_batch_tokens": int(options.get("score_batch_tokens") or 16384),
-                        "gradnorm_params": options.get("gradnorm_params") or "auto"}
+                        "gradnorm_params": options.get("gradnorm_params") or "auto",
+                        "gradnorm_norm": options.get("gradnorm_norm") or "mean-tensor",
+                        "max_padding": float(options["score_padding"]) if options.get("score_padding") is not None else 0.25}
         return target, oracle
 
     def offload(self, *loaded) -> None:
@@ -113,7 +120,8 @@ class LanguageModelFamily(Family):
                 "device": getattr(device, "type", "cpu"), **getattr(task, "scoring", {})}
 
     def model_info(self, task) -> dict[str, Any]:
-        return {"dtype": getattr(task, "dtype", None), "prompt_format": task.prompt_format.to_json()}
+        return {"dtype": getattr(task, "dtype", None), "prompt_format": task.prompt_format.to_json(),
+                "scoring": dict(getattr(task, "scoring", {}))}
 
     # ------------------------------------------------------------------------ unlearning
     def method_data(self, task, forget_role: str, target) -> Any:
@@ -195,4 +203,5 @@ class LanguageModelFamily(Family):
 
     def counts(self, scorer) -> dict[str, Any]:
         c = scorer.counter
-        return {"forwarded": c.forwarded, "unique": c.unique, "by_kind": {k: list(v) for k, v in c.by_kind.items()}}
+        return {"forwarded": c.forwarded, "unique": c.unique, "by_kind": {k: list(v) for k, v in c.by_kind.items()},
+                "calls": dict(c.calls), "seconds": dict(c.seconds)}

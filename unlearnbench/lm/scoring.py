@@ -20,6 +20,7 @@ passes are counted under their own kind and kept out of that ratio.
 from __future__ import annotations
 
 import contextlib
+import time
 import warnings
 from collections import defaultdict
 from collections.abc import Sequence
@@ -99,17 +100,42 @@ def next_token_statistics(hidden: torch.Tensor, weight: torch.Tensor, bias: torc
 
 @dataclass(frozen=True)
 class SequenceScores:
-    """Teacher-forced statistics of one answer given its prompt (answer and end tokens only)."""
+    """Teacher-forced statistics of one answer given its prompt: every answer token and the
+    end token(s) after it (``n_end`` of them at the end: the format's end-of-turn / EOS ids).
+
+    The NLL (probability, truth ratio, the LOSS attack) covers the end token, as TOFU defines
+    it; the ``text_*`` views leave it out, for what is defined over the answer's own tokens
+    (exact memorization, extraction strength, Min-K%, Min-K%++)."""
 
     logprobs: np.ndarray  # log p(y_t | x, y_<t), float64
     hits: np.ndarray  # argmax p(. | x, y_<t) == y_t
     mu: np.ndarray | None = None  # E_{v~p}[log p(v)] of the same next-token distribution
     sigma: np.ndarray | None = None  # std of log p(v) under p
+    n_end: int = 0  # trailing end tokens (0 when the text was cut at the model's context)
 
     @property
     def nll(self) -> float:
         """Mean per-token negative log-likelihood L(a|q)."""
         return float(-self.logprobs.mean()) if self.logprobs.size else 0.0
+
+    def _text(self, values):
+        return None if values is None else values[: len(values) - self.n_end]
+
+    @property
+    def text_logprobs(self) -> np.ndarray:
+        return self._text(self.logprobs)
+
+    @property
+    def text_hits(self) -> np.ndarray:
+        return self._text(self.hits)
+
+    @property
+    def text_mu(self):
+        return self._text(self.mu)
+
+    @property
+    def text_sigma(self):
+        return self._text(self.sigma)
 
 
 @dataclass
@@ -117,13 +143,25 @@ class TokenCounter:
     forwarded: int = 0  # tokens that went through the model, padding included
     unique: int = 0  # tokens of the distinct sequences the requests needed
     by_kind: dict[str, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
+    calls: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # forward calls (batches) per kind
+    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))  # wall time per kind
 
-    def add(self, kind: str, forwarded: int, unique: int) -> None:
+    def add(self, kind: str, forwarded: int, unique: int, calls: int = 0) -> None:
         if kind not in EXTRA_KINDS:
             self.forwarded += forwarded
             self.unique += unique
         self.by_kind[kind][0] += forwarded
         self.by_kind[kind][1] += unique
+        if calls:
+            self.calls[kind] += calls
+
+    @contextlib.contextmanager
+    def timed(self, kind: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[kind] += time.perf_counter() - start
 
     @property
     def ratio(self) -> float:
@@ -145,11 +183,15 @@ class ScoringEngine:
         max_head_elements: int = 1 << 24,
         max_gradient_elements: int = 1 << 26,
         gradnorm_params: str = "auto",
+        gradnorm_norm: str = "mean-tensor",
+        max_padding: float = 0.25,
         quiet: bool = False,
         label: str = "model",
     ):
         self.model, self.tokenizer, self.fmt, self.device = model.to(device).eval(), tokenizer, fmt, device
         self.max_batch_tokens, self.max_batch_rows = max_batch_tokens, max_batch_rows
+        self.max_padding = max_padding  # at most this share of a batch's tokens is padding (0: equal lengths only)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.quiet, self.label = quiet, label
         self.counter = TokenCounter()
         self._scores: dict[tuple[str, str], SequenceScores] = {}
@@ -161,6 +203,9 @@ class ScoringEngine:
         self.batched_gradients = True  # switched off if the model cannot go through torch.func.vmap
         self.max_gradient_elements = max_gradient_elements
         self.gradnorm_params = gradnorm_params
+        if gradnorm_norm not in GRADNORM_NORMS:
+            raise UserError(f"--gradnorm-norm {gradnorm_norm!r}: use {' or '.join(GRADNORM_NORMS)}.")
+        self.gradnorm_norm = gradnorm_norm
         self.stop = stop_ids(tokenizer, fmt, getattr(model, "generation_config", None))
 
     # -- batching -------------------------------------------------------------------------
@@ -172,6 +217,44 @@ class ScoringEngine:
             rows = max(1, min(self.max_batch_rows, max_rows or self.max_batch_rows, self.max_batch_tokens // max(1, length)))
             batches.extend(items[i : i + rows] for i in range(0, len(items), rows))
         return batches
+
+    def _buckets(self, lengths: Sequence[int], max_rows: int | None = None) -> list[list[int]]:
+        """Item indices in batches of similar length: longest first, a batch grows while its
+        padded size fits the token budget and its padding stays within ``max_padding`` of its
+        tokens. Fewer, fuller forward calls than equal-length batches; ``max_padding=0`` gives
+        equal-length batches (no padding at all)."""
+        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+        limit = max_rows or self.max_batch_rows
+        batches: list[list[int]] = []
+        batch: list[int] = []
+        width = total = 0
+        for i in order:
+            n = lengths[i]
+            if batch:
+                rows = len(batch) + 1
+                fits = rows <= min(limit, self.max_batch_rows) and rows * width <= self.max_batch_tokens
+                padding = rows * width - (total + n)
+                if fits and padding <= self.max_padding * rows * width:
+                    batch.append(i)
+                    total += n
+                    continue
+                batches.append(batch)
+            batch, width, total = [i], n, n
+        if batch:
+            batches.append(batch)
+        return batches
+
+    def _right_padded(self, seqs: Sequence[list[int]]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(ids, attention mask) with padding on the right; the mask is None when no row is
+        padded (the forward pass then is exactly the unpadded one)."""
+        width = max(len(q) for q in seqs)
+        ids = torch.full((len(seqs), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(seqs), width), dtype=torch.long)
+        for row, q in enumerate(seqs):
+            ids[row, : len(q)] = torch.tensor(q)
+            mask[row, : len(q)] = 1
+        padded = bool((mask == 0).any())
+        return ids.to(self.device), (mask.to(self.device) if padded else None)
 
     def _autocast(self):
         """Scoring runs in the weights' own dtype (``--dtype``); nothing is cast on the fly."""
@@ -187,13 +270,11 @@ class ScoringEngine:
         todo = list(dict.fromkeys(p for p in pairs if p not in self._scores))
         if todo:
             encoded = [self._encode(q, a) for q, a in todo]
-            by_length: dict[int, list[int]] = defaultdict(list)
-            for i, (ids, _) in enumerate(encoded):
-                by_length[len(ids)].append(i)
             # what the requests need: every distinct sequence once
             self.counter.add("teacher_forced", 0, sum(len(ids) for ids, _ in encoded))
-            batches = self._length_batches(by_length)
-            with progress_bar(f"{description} ({self.label})", total=len(todo), quiet=self.quiet) as advance:
+            batches = self._buckets([len(ids) for ids, _ in encoded])
+            with progress_bar(f"{description} ({self.label})", total=len(todo), quiet=self.quiet) as advance, \
+                    self.counter.timed("teacher_forced"):
                 for batch in batches:
                     try:
                         self._score_batch([todo[i] for i in batch], [encoded[i] for i in batch])
@@ -202,7 +283,7 @@ class ScoringEngine:
                     advance(len(batch))
         return [self._scores[p] for p in pairs]
 
-    def _final_hidden(self, ids: torch.Tensor) -> torch.Tensor | None:
+    def _final_hidden(self, ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor | None:
         """The base model's last hidden state when the logits are a plain linear map of it
         (checked numerically once per engine); None for heads with soft-capping, logit
         scaling or anything else, which then go through the full forward."""
@@ -213,8 +294,8 @@ class ScoringEngine:
             self._plain_head = False
             return None
         with self._autocast():
-            hidden = base(input_ids=ids).last_hidden_state
-        if self._plain_head is None:
+            hidden = base(input_ids=ids, attention_mask=mask).last_hidden_state
+        if self._plain_head is None:  # row 0 is the batch's longest: no padding
             with self._autocast():
                 full = self.model(input_ids=ids[:1]).logits.float()
             self.counter.add("head_check", ids.shape[1], 0)
@@ -227,6 +308,13 @@ class ScoringEngine:
                 return None
         return hidden
 
+    def _n_end(self, seq: list[int], n_prompt: int) -> int:
+        """How many of the answer's last tokens are end tokens (stop ids)."""
+        n = 0
+        while n < len(seq) - n_prompt and seq[len(seq) - 1 - n] in self.stop:
+            n += 1
+        return n
+
     def _encode(self, question: str, answer: str) -> tuple[list[int], int]:
         ids, n_prompt = encode_qa(self.tokenizer, self.fmt, question, answer)
         if n_prompt >= self.max_positions:
@@ -237,17 +325,19 @@ class ScoringEngine:
 
     @torch.no_grad()
     def _score_batch(self, keys, encoded) -> None:
-        ids = torch.tensor([e[0] for e in encoded], device=self.device)
-        hidden = self._final_hidden(ids)
+        # right padding: a causal model's real positions never see it; the mask keeps it out of
+        # attention anyway, and only real answer positions are read below
+        ids, mask = self._right_padded([e[0] for e in encoded])
+        hidden = self._final_hidden(ids, mask)
         if hidden is None:
             # any other head: full logits, then the same statistics from an identity "head"
             with self._autocast():
-                hidden = self.model(input_ids=ids).logits.float()
+                hidden = self.model(input_ids=ids, attention_mask=mask).logits.float()
             weight, bias = None, None
         else:
             head = self.model.get_output_embeddings()
             weight, bias = head.weight, head.bias
-        self.counter.add("teacher_forced", ids.numel(), 0)  # what went through the model
+        self.counter.add("teacher_forced", ids.numel(), 0, calls=1)  # what went through the model, padding included
         # position t predicts token t+1: answer tokens are predicted from n_prompt-1 onward
         spans = [(n_prompt - 1, len(seq) - 1) for seq, n_prompt in encoded]
         positions = torch.cat([hidden[row, a:b] for row, (a, b) in enumerate(spans)])
@@ -255,10 +345,11 @@ class ScoringEngine:
         stats = next_token_statistics(positions, weight, bias, targets, max_elements=self.max_head_elements)
         logp, hits, mu, sigma = (t.cpu().numpy() for t in stats)
         offset = 0
-        for key, (a, b) in zip(keys, spans):
+        for key, (a, b), (seq, n_prompt) in zip(keys, spans, encoded):
             n = b - a
             part = slice(offset, offset + n)
-            self._scores[key] = SequenceScores(logp[part], hits[part], mu[part], sigma[part])
+            self._scores[key] = SequenceScores(logp[part], hits[part], mu[part], sigma[part],
+                                               n_end=self._n_end(seq, n_prompt))
             offset += n
 
     # -- gradient norms ---------------------------------------------------------------
@@ -275,14 +366,12 @@ class ScoringEngine:
         todo = list(dict.fromkeys(p for p in pairs if p not in self._gradnorms))
         if todo:
             encoded = [self._encode(q, a) for q, a in todo]
-            by_length: dict[int, list[int]] = defaultdict(list)
-            for i, (ids, _) in enumerate(encoded):
-                by_length[len(ids)].append(i)
             n_params = sum(p.numel() for p in self.gradient_parameters().values())
             # per-example gradients of a whole batch are held at once: rows x parameters
-            batches = self._length_batches(by_length, max(1, self.max_gradient_elements // max(1, n_params)))
+            batches = self._buckets([len(ids) for ids, _ in encoded], max(1, self.max_gradient_elements // max(1, n_params)))
             self.counter.add("gradnorm", 0, sum(len(ids) for ids, _ in encoded))
-            with progress_bar(f"{description} ({self.label})", total=len(todo), quiet=self.quiet) as advance:
+            with progress_bar(f"{description} ({self.label})", total=len(todo), quiet=self.quiet) as advance, \
+                    self.counter.timed("gradnorm"):
                 for batch in batches:
                     try:
                         norms = self._gradnorm_batch([encoded[i] for i in batch])
@@ -297,11 +386,13 @@ class ScoringEngine:
         return [self._gradnorms[p] for p in pairs]
 
     def _gradnorm_batch(self, encoded) -> list[float]:
-        ids = torch.tensor([e[0] for e in encoded], device=self.device)
+        # right padding needs no attention mask here: the loss reads answer positions only, and
+        # a causal model's real positions never see the padding after them
+        ids, _ = self._right_padded([e[0] for e in encoded])
         mask = torch.zeros(ids.shape[0], ids.shape[1] - 1, device=self.device)
-        for row, (seq, n_prompt) in enumerate(encoded):
-            mask[row, n_prompt - 1 : len(seq) - 1] = 1.0
-        self.counter.add("gradnorm", ids.numel(), 0)
+        for row, (seq, n_prompt) in enumerate(encoded):  # the answer's own tokens: end tokens left out
+            mask[row, n_prompt - 1 : len(seq) - 1 - self._n_end(seq, n_prompt)] = 1.0
+        self.counter.add("gradnorm", ids.numel(), 0, calls=1)
         if self.batched_gradients and len(encoded) > 1:
             try:
                 return self._gradnorm_vmap(ids, mask)
@@ -311,7 +402,8 @@ class ScoringEngine:
                 # an op without a batching rule, data-dependent control flow: one backward per
                 # example from now on (same numbers, slower); memory errors are not caught here
                 self.batched_gradients = False
-        return [self._gradnorm_single(ids[r : r + 1], mask[r : r + 1]) for r in range(ids.shape[0])]
+        return [self._gradnorm_single(ids[r : r + 1, : len(seq)], mask[r : r + 1, : len(seq) - 1])
+                for r, (seq, _) in enumerate(encoded)]
 
     def _nll(self, logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         logp = torch.log_softmax(logits[..., :-1, :].float(), -1).gather(-1, ids[..., 1:].unsqueeze(-1)).squeeze(-1)
@@ -333,8 +425,17 @@ class ScoringEngine:
             # attention kernels without a batching rule fall back to a loop inside vmap: slower, still right
             warnings.filterwarnings("ignore", message="There is a performance drop")
             grads = vmap(grad(loss), in_dims=(None, 0, 0))(params, ids, mask)
-        squared = sum(g.pow(2).flatten(1).sum(1) for g in grads.values())
-        return squared.sqrt().tolist()
+        per_tensor = torch.stack([g.float().pow(2).flatten(1).sum(1) for g in grads.values()])  # [tensors, rows]
+        return self._norm(per_tensor).tolist()
+
+    def _norm(self, squared: torch.Tensor) -> torch.Tensor:
+        """The gradient's size from each parameter tensor's squared L2 norm (dim 0: tensors):
+        ``mean-tensor`` (the default): the mean over tensors of each tensor's L2 norm, as the
+        attack's reference code (MIMIR, after Duan et al. 2024) and open-unlearning take it;
+        ``global``: the L2 norm of all parameters at once."""
+        if self.gradnorm_norm == "global":
+            return squared.sum(0).sqrt()
+        return squared.sqrt().mean(0)
 
     def _gradnorm_single(self, ids: torch.Tensor, mask: torch.Tensor) -> float:
         """One backward pass; the loss goes through the answer-position, chunked head of
@@ -346,7 +447,7 @@ class ScoringEngine:
         with torch.enable_grad():
             total, count = sequence_logprobs(self.model, batch)
             grads = torch.autograd.grad(-(total / count).sum(), params)
-        return float(torch.sqrt(sum(g.float().pow(2).sum() for g in grads)))
+        return float(self._norm(torch.stack([g.float().pow(2).sum() for g in grads])))
 
     # -- hidden states ------------------------------------------------------------------
     @torch.no_grad()
@@ -377,17 +478,16 @@ class ScoringEngine:
 
     # -- generation -----------------------------------------------------------------------
     def generate(self, questions: Sequence[str], max_new_tokens: int = 200, description: str = "generating") -> list[str]:
-        """Greedy answers. Prompts of equal length are decoded together with a KV cache, and a
-        row leaves the batch as soon as it emits one of the stop ids (:func:`stop_ids`: the
+        """Greedy answers. Prompts of similar length are decoded together with a KV cache (left
+        padded, masked, with positions counted from each row's first real token), and a row
+        leaves the batch as soon as it emits one of the stop ids (:func:`stop_ids`: the
         format's end-of-turn token, EOS and every ``generation_config.eos_token_id``)."""
         todo = list(dict.fromkeys(q for q in questions if (q, max_new_tokens) not in self._generations))
         if todo:
             prompts = [encode_prompt(self.tokenizer, self.fmt, q) for q in todo]
-            by_length: dict[int, list[int]] = defaultdict(list)
-            for i, p in enumerate(prompts):
-                by_length[len(p)].append(i)
-            with progress_bar(f"{description} ({self.label})", total=len(todo), quiet=self.quiet) as advance:
-                for batch in self._length_batches(by_length):
+            with progress_bar(f"{description} ({self.label})", total=len(todo), quiet=self.quiet) as advance, \
+                    self.counter.timed("generation"):
+                for batch in self._buckets([len(p) for p in prompts]):
                     outs = self._generate_batch([prompts[i] for i in batch], max_new_tokens)
                     for i, out in zip(batch, outs):
                         self._generations[(todo[i], max_new_tokens)] = out
@@ -403,14 +503,26 @@ class ScoringEngine:
 
     def _greedy(self, prompts: list[list[int]], max_new_tokens: int) -> list[str]:
         stop = torch.tensor(sorted(self.stop), device=self.device)
-        ids = torch.tensor(prompts, device=self.device)
-        budget = max(0, min(max_new_tokens, self.max_positions - ids.shape[1]))
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for row, p in enumerate(prompts):  # left padding: every row's next token is at the end
+            ids[row, width - len(p):] = torch.tensor(p)
+            mask[row, width - len(p):] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        padded = bool((mask == 0).any())
+        budget = max(0, min(max_new_tokens, self.max_positions - width))
         generated: list[list[int]] = [[] for _ in prompts]
         if budget == 0:
             return ["" for _ in prompts]
+        extra = {}
+        if padded:  # equal lengths go through exactly the unpadded call
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            extra = {"attention_mask": mask, "position_ids": positions}
+            next_position = positions[:, -1] + 1
         with self._autocast():
-            out = self.model(input_ids=ids, use_cache=True)
-        forwarded = ids.numel()
+            out = self.model(input_ids=ids, use_cache=True, **extra)
+        forwarded, calls = ids.numel(), 1
         cache, active = out.past_key_values, torch.arange(len(prompts), device=self.device)
         next_tokens = out.logits[:, -1].argmax(-1)
         for step in range(budget):
@@ -423,13 +535,19 @@ class ScoringEngine:
                 index = keep.nonzero().squeeze(-1)
                 cache.batch_select_indices(index)
                 active, next_tokens = active[index], next_tokens[index]
+                if padded:
+                    mask, next_position = mask[index], next_position[index]
+            if padded:
+                mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
+                extra = {"attention_mask": mask, "position_ids": next_position.unsqueeze(-1)}
+                next_position = next_position + 1
             with self._autocast():
-                out = self.model(input_ids=next_tokens.unsqueeze(-1), past_key_values=cache, use_cache=True)
-            forwarded += next_tokens.numel()
+                out = self.model(input_ids=next_tokens.unsqueeze(-1), past_key_values=cache, use_cache=True, **extra)
+            forwarded, calls = forwarded + next_tokens.numel(), calls + 1
             cache, next_tokens = out.past_key_values, out.logits[:, -1].argmax(-1)
         # every token but the last one of a row had to be forwarded: prompt + generated - 1
         unique = sum(len(p) + len(g) - 1 for p, g in zip(prompts, generated))
-        self.counter.add("generation", forwarded, unique)
+        self.counter.add("generation", forwarded, unique, calls=calls)
         texts = []
         for g in generated:
             if g and g[-1] in self.stop:
@@ -437,6 +555,8 @@ class ScoringEngine:
             texts.append(self.tokenizer.decode(g, skip_special_tokens=True).strip())
         return texts
 
+
+GRADNORM_NORMS = ("mean-tensor", "global")
 
 # parameters above which "auto" restricts GradNorm to the last decoder block (a full per-example
 # gradient of an 8B model is 16 GB in bf16, one backward pass each)
@@ -448,7 +568,7 @@ def gradnorm_subset(model, spec: str = "auto") -> dict[str, torch.nn.Parameter]:
     decoder layer and the final norm); ``head`` (the output embedding); ``re:<pattern>``
     (names matching a regular expression); ``auto``: ``all`` up to
     :data:`GRADNORM_ALL_LIMIT` parameters, ``last-block`` above. The choice is part of the
-    privacy lens's cache key and of the record (``suite_options``)."""
+    reference-score cache key and of the record (``model.scoring``)."""
     import re
 
     named = {k: v for k, v in model.named_parameters() if v.requires_grad}

@@ -434,6 +434,9 @@ def exact_memorization(argmax_hits: Sequence[ArrayLike]) -> np.ndarray:
     Differences from the reference code: OpenUnlearning marks an empty answer
     as None and leaves it out of the mean; here it scores 0.0 so the output
     stays aligned with the examples (drop such examples upstream if needed).
+    The suites pass the answer's own tokens (``SequenceScores.text_hits``): the
+    end token is not text, while OpenUnlearning's evaluator counts the EOS
+    label among the answer's tokens.
     """
     hits = _hit_vectors(argmax_hits)
     return np.array([h.mean() if h.size else 0.0 for h in hits], dtype=np.float64)
@@ -454,8 +457,10 @@ def extraction_strength(argmax_hits: Sequence[ArrayLike]) -> np.ndarray:
     Reference: Wang et al. (2025), after Carlini et al. (2021); OpenUnlearning.
     Differences from the reference code: OpenUnlearning searches ``k`` only in
     ``[0, |y|-1]`` and keeps the last ``k`` when no suffix matches, so a missed
-    final token gives ``1/|y|`` there; here the empty suffix (``k = |y|``) is
-    the fallback, giving 0.0 as the definition intends.
+    final token gives ``1/|y|`` there (an off-by-one); here the empty suffix
+    (``k = |y|``) is the fallback, giving 0.0 as the definition intends (``k =
+    |y|`` always qualifies). The suites pass the answer's own tokens, without
+    the end token that OpenUnlearning's evaluator includes.
     """
     hits = _hit_vectors(argmax_hits)
     scores = np.zeros(len(hits), dtype=np.float64)

@@ -113,7 +113,11 @@ def verbmem_scores(generations: Sequence[str], ground_truths: Sequence[str]) -> 
     verbatim memorisation); the retrained model gives the target level.
 
     Reference: MUSE (Shi et al., 2024), "C1. No verbatim memorization".
-    Differences from the reference code: none.
+    Differences from the reference code: none. Where published codes disagree,
+    MUSE's choice is kept: no stemmer (open-unlearning's evaluator stems with
+    Porter), the score in [0, 100] (open-unlearning reports [0, 1]) and the
+    ground truth cut to its first ``VERBMEM_GT_TOKENS`` tokens (an evaluator
+    that compares with the whole passage scores a 128-token continuation lower).
     """
     _check_strings(generations, "generations")
     _check_strings(ground_truths, "ground_truths")
@@ -135,7 +139,8 @@ def knowmem_scores(generations: Sequence[str], answers: Sequence[str]) -> np.nda
     Reference: MUSE (Shi et al., 2024), "C2. No knowledge memorization" and
     "C4. Utility preservation".
     Differences from the reference code: none (the cut is also stripped,
-    which does not change ROUGE-L).
+    which does not change ROUGE-L). As for VerbMem, MUSE's choices where codes
+    disagree: no stemmer, [0, 100].
     """
     _check_strings(generations, "generations")
     _check_strings(answers, "answers")

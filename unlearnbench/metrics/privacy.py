@@ -223,7 +223,9 @@ def min_k_score(token_logprobs: Sequence[ArrayLike], k: float = MIN_K) -> np.nda
     ``floor(k * n)`` as there, but at least one token -- the reference takes
     the mean of an empty slice (NaN) for texts with fewer than ``1/k`` tokens.
     An example with no tokens raises ``ValueError``. The sign is kept as a
-    log-probability (MUSE negates it and flips the AUC; same ranking).
+    log-probability (MUSE negates it and flips the AUC; same ranking). The
+    suites pass the text's own tokens (the end token is not text; MUSE's code
+    scores the text without one, open-unlearning's includes the EOS label).
     """
     k = _check_k(k)
     rows = _token_arrays(token_logprobs, "token_logprobs", "log-probability")
@@ -258,7 +260,8 @@ def min_k_plus_plus_score(
     github.com/zjysteven/mink-plus-plus.
     Differences from the reference code: at least one token is averaged (the
     reference takes ``floor(k * n)``, an empty slice for short texts), and
-    ``sigma_t == 0`` gives ``z_t = 0`` instead of NaN / inf.
+    ``sigma_t == 0`` gives ``z_t = 0`` instead of NaN / inf. The suites pass
+    the text's own tokens, without the end token open-unlearning includes.
     """
     k = _check_k(k)
     logprobs = _token_arrays(token_logprobs, "token_logprobs", "log-probability")
@@ -317,8 +320,11 @@ def gradnorm_score(grad_norms: ArrayLike) -> np.ndarray:
 
     Reference: gradient-norm MIA as evaluated for LLMs in MIMIR (Duan et al.,
     2024) and in unlearning benchmarks (OpenUnlearning).
-    Differences from the reference code: none beyond the sign (which norm is
-    taken is the caller's choice; document it with the numbers).
+    Differences from the reference code: none beyond the sign. Which norm is
+    the caller's choice: the scoring engine takes, by default, the mean over
+    parameter tensors of each tensor's L2 norm, as MIMIR and open-unlearning
+    do (``--gradnorm-norm global``: one L2 norm over all parameters), of the
+    mean NLL of the text's own tokens; the record's ``model.scoring`` says which.
     """
     arr = _as_float_array(grad_norms, "grad_norms", ndim=1)
     _check_finite(arr, "grad_norms", what="gradient norm")

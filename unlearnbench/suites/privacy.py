@@ -36,9 +36,10 @@ def statistics(engine, members: list[tuple[str, str]], nonmembers: list[tuple[st
         out[group] = {
             "texts": [a for _, a in pairs],
             "nll": np.array([s.nll for s in scores]),
-            "logprobs": [s.logprobs for s in scores],
-            "mu": [s.mu for s in scores],
-            "sigma": [s.sigma for s in scores],
+            # Min-K% and Min-K%++ read the text's own tokens; the LOSS, Zlib and Reference attacks the NLL
+            "logprobs": [s.text_logprobs for s in scores],
+            "mu": [s.text_mu for s in scores],
+            "sigma": [s.text_sigma for s in scores],
             "gradnorm": np.asarray(group_norms, dtype=float),
         }
     return out

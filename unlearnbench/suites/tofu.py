@@ -71,7 +71,7 @@ def tofu_statistics(engine, splits: dict[str, Any], *, privacy: bool = True) -> 
         entry = {
             "nll_answer": np.array([s.nll for s in answer_scores]),
             "nll_perturbed": pert_nll,
-            "hits_answer": [s.hits.astype(bool) for s in answer_scores],
+            "hits_answer": [s.text_hits.astype(bool) for s in answer_scores],  # the answer's own tokens
             "generation": engine.generate(qs, max_new_tokens=MAX_NEW_TOKENS),
             "answer": parts["answers"],
         }
