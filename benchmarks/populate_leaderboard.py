@@ -80,7 +80,9 @@ def main() -> int:
     known_tasks = registry.entries("task")
     tasks = args.tasks.split(",") if args.tasks else [t for t in known_tasks
                                                        if "-synth/" in t or t in OFFLINE_TASKS]
-    methods = args.methods.split(",") if args.methods else list(registry.entries("method"))
+    # every method that unlearns (external only scores a model made elsewhere: it needs --unlearned)
+    methods = args.methods.split(",") if args.methods else [
+        name for name, entry in registry.entries("method").items() if not entry.obj.loads_model]
     for name in tasks:
         registry.get("task", name)
     for name in methods:
