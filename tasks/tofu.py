@@ -13,6 +13,7 @@ the hub versions.
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -166,6 +167,42 @@ def ensure_synth_world(config: SynthConfig, forget: str, *, quiet: bool = False)
     return root
 
 
+LM_EVAL_TASKS = {"tofu_synth_world_facts": "world_facts_perturbed", "tofu_synth_real_authors": "real_authors_perturbed"}
+
+
+def write_lm_eval_tasks(folder: Path, splits: dict) -> dict:
+    """The world's general-knowledge questions as lm-eval multiple-choice tasks (YAML +
+    JSONL, lm-eval's own format): the answer among three of its perturbed answers, in an
+    order fixed by the row. Written (again) whenever the files differ, since the YAML names
+    the JSONL by absolute path. Returns what the lm-eval lens reads: the folder and the task
+    names."""
+    import json
+    import random
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, split in LM_EVAL_TASKS.items():
+        lines = []
+        for i, row in enumerate(splits[split]):
+            choices = [row["answer"], *list(row["perturbed_answer"])[:3]]
+            order = list(range(len(choices)))
+            random.Random(f"{name}/{i}").shuffle(order)
+            lines.append(json.dumps({"question": row["question"], "choices": [choices[j] for j in order],
+                                     "label": order.index(0)}))
+        data = folder / f"{name}.jsonl"
+        yaml = "\n".join([
+            f"task: {name}", "dataset_path: json", "dataset_kwargs:", "  data_files:", f"    test: {json.dumps(str(data))}",
+            "test_split: test", "output_type: multiple_choice",
+            'doc_to_text: "Question: {{question}}\\nAnswer:"', 'doc_to_choice: "{{choices}}"', 'doc_to_target: "{{label}}"',
+            "metric_list:", "  - metric: acc", "    aggregation: mean", "    higher_is_better: true",
+            "metadata:", "  version: 1.0", ""])
+        for path, text in ((data, "\n".join(lines) + "\n"), (folder / f"{name}.yaml", yaml)):
+            if not path.exists() or path.read_text() != text:
+                tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+                tmp.write_text(text)
+                os.replace(tmp, path)  # whole or not at all, whoever reads it meanwhile
+    return {"include_path": str(folder), "tasks": tuple(LM_EVAL_TASKS)}
+
+
 def make_tofu_synth_task(forget: str, *, data_dir: str | None = None, model: str | None = None,
                          oracle: str | None = None, quiet: bool = False, synth: SynthConfig | None = None,
                          **_) -> LanguageModelTask:
@@ -200,6 +237,7 @@ def make_tofu_synth_task(forget: str, *, data_dir: str | None = None, model: str
         concepts=tofu_synth.author_concepts(world, forget),
         probes=tofu_synth.attribute_probe(world, forget),
         forget_groups=tofu_synth.author_groups(world, forget, splits[forget]["question"]),
+        lm_eval=write_lm_eval_tasks(root / "lm-eval", splits),
         extra={"target_source": target_src, "oracle_source": oracle_src, "world_dir": str(root)},
     )
 
@@ -215,7 +253,13 @@ for _forget in FORGET_SPLITS:
                   presets=TOFU_PRESETS)(
         lambda _f=_forget, **kw: make_tofu_task(_f, **kw)
     )
+# The synthetic worlds' two-layer models: RMU steers the last layer's output (tuned on forget10:
+# forget probability 0.999 -> 0.24, the oracle's 0.13; model utility 0.73 -> 0.68)
+SYNTH_PRESETS = {"rmu": {"layer": 1, "update_layers": "0,1", "steering_coeff": 100.0, "alpha": 10.0, "lr": 1e-2,
+                         "epochs": 5, "batch_size": 32}}
+
 for _forget in FORGET_SPLITS:
-    register_task(f"tofu-synth/{_forget}", suite="tofu", summary=f"synthetic TOFU world, {_forget}, built offline", modes="-")(
+    register_task(f"tofu-synth/{_forget}", suite="tofu", summary=f"synthetic TOFU world, {_forget}, built offline", modes="-",
+                  presets=SYNTH_PRESETS)(
         lambda _f=_forget, **kw: make_tofu_synth_task(_f, **kw)
     )

@@ -327,3 +327,55 @@ def test_gradnorm_is_the_mean_of_the_tensors_norms_and_global_is_a_named_variant
     for norm, expected in (("mean-tensor", (n_e + n_w) / 2), ("global", math.hypot(n_e, n_w))):
         engine = ScoringEngine(model, tokenizer, fmt, torch.device("cpu"), quiet=True, gradnorm_norm=norm)
         assert engine.gradnorms([(QUESTION, ANSWER)])[0] == pytest.approx(expected, rel=1e-4)
+
+
+# ------------------------------------------------------------------------------------- RMU
+def test_rmu_loss_by_hand_and_only_the_named_layers_change(tokenizer):
+    """RMU's loss on a toy batch from hidden states taken independently (output_hidden_states):
+    mean((h_f - c u)^2) + alpha mean((h_r - h_r before)^2) at answer tokens; one step of
+    training changes the named tensors only."""
+    from unlearnbench.lm.modeling import collate, encode_qa
+    from unlearnbench.lm.prompts import PRESETS
+    from unlearnbench.method import RunContext, UnlearnData
+    from unlearnbench.registry import method
+
+    fmt = PRESETS["llama3-chat"]
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(5)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+                                         num_attention_heads=2, num_key_value_heads=2, tie_word_embeddings=False,
+                                         bos_token_id=BOS, eos_token_id=EOT_TEXT, pad_token_id=EOT_TEXT)).eval()
+    rmu = method("rmu", "language_model").obj()
+    params = rmu.Params(layer=1, update_layers="0,1", steering_coeff=3.0, alpha=10.0, lr=1e-2, epochs=1, batch_size=2)
+    forget = collate([encode_qa(tokenizer, fmt, QUESTION, ANSWER)], tokenizer.pad_token_id)
+    retain = collate([encode_qa(tokenizer, fmt, "Who wrote it ?", "Ada ."), encode_qa(tokenizer, fmt, QUESTION, "It was Ada .")],
+                     tokenizer.pad_token_id)
+    ctx = RunContext(seed=0, device=torch.device("cpu"), quiet=True)
+    state = rmu.prepare(model, params, ctx)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    with torch.no_grad():  # a different model than before: move the updated tensors
+        for n, p in model.named_parameters():
+            if "layers.1.mlp.down_proj" in n:
+                p.add_(0.05)
+
+    def answer_states(m, batch):
+        h = m(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=True).hidden_states[2]
+        return h[batch["labels"] != -100]  # hidden_states[2]: the output of decoder layer 1
+
+    u = torch.rand(32, generator=torch.Generator().manual_seed(0))
+    control = 3.0 * u / u.norm()
+    with torch.no_grad():
+        frozen = LlamaForCausalLM(model.config)
+        frozen.load_state_dict(before)
+        expected = ((answer_states(model, forget) - control) ** 2).mean() + \
+            10.0 * ((answer_states(model, retain) - answer_states(frozen.eval(), retain)) ** 2).mean()
+        got = rmu.loss(model, forget, retain, state, params)
+    assert float(got) == pytest.approx(float(expected), rel=1e-5)
+
+    rows = [{"question": QUESTION, "answer": ANSWER}, {"question": "Who wrote it ?", "answer": "Ada ."}]
+    data = UnlearnData(forget=rows, retain=rows, tokenizer=tokenizer, prompt_format=fmt)
+    trained = rmu.unlearn(frozen, data, params, ctx)
+    changed = {n for n, p in trained.named_parameters() if not torch.equal(p, before[n])}
+    assert changed == {"model.layers.0.mlp.down_proj.weight", "model.layers.1.mlp.down_proj.weight"}
+    assert all(p.requires_grad for p in trained.parameters())

@@ -272,6 +272,17 @@ class LossMethod(Method):
         """The encoded examples whose reference log-probabilities the loss asks for."""
         return list(forget.encoded)
 
+    def prepare(self, model, params, ctx: RunContext) -> Any:
+        """What the loss needs from the model before training starts (RMU: a copy of the
+        weights it updates and its steering vector); returned as the loss's ``reference``
+        when the method does not ask for ``"reference"``. Default: nothing."""
+        return None
+
+    def trainable(self, model, params) -> list | None:
+        """The parameters training updates (None: every trainable one); the others are frozen
+        for the run (no gradients, no optimiser state) and trainable again afterwards."""
+        return None
+
     def unlearn(self, model, data: UnlearnData, params, ctx: RunContext):
         pad = data.tokenizer.pad_token_id
         forget = self.forget_batches(data, params, ctx.seed)
@@ -281,9 +292,14 @@ class LossMethod(Method):
         model = model.to(ctx.device)
         accum = max(1, int(params.grad_accum))
         try:
-            reference = None
+            reference = self.prepare(model, params, ctx)
             if "reference" in self.needs:
                 reference = ReferenceLogprobs(model, self.reference_examples(forget), ctx.device, params.batch_size, pad)
+            chosen = self.trainable(model, params)
+            if chosen is not None:
+                keep = {id(p) for p in chosen}
+                for p in model.parameters():
+                    p.requires_grad_(id(p) in keep)
             model = _trainable(model, params, ctx)
             n_steps = math.ceil(params.epochs * len(forget) / accum)
             retain_iter = retain.forever() if retain is not None else None
@@ -308,6 +324,9 @@ class LossMethod(Method):
                 f"{params.batch_size}). Lower --param batch_size and raise grad_accum (the effective batch is "
                 "their product), set --param gradient_checkpointing=true, or train a LoRA adapter "
                 "(--param lora_r=16).") from None
+        finally:
+            for p in model.parameters():  # every weight trainable again, as the target was
+                p.requires_grad_(True)
         return _finished(model, params, ctx)
 
 

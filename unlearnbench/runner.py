@@ -367,7 +367,7 @@ def run(spec: RunSpec) -> RunResult:
 def _check_task(p: Plan, task) -> None:
     """What needs the task's data: the model lenses' inputs."""
     for name, lens in p.model_lenses.items():
-        why = lens.missing(task)
+        why = lens.check(task, p.options)
         if why:
             raise UserError(f"The {name} lens cannot measure this task: {why}. Run without it.")
 
@@ -484,7 +484,10 @@ def _measure_lenses(p: Plan, r: _Run, task, target, oracle, model, data, metrics
             if lens.references:
                 for which in ("original", "oracle"):
                     r.record.reference.setdefault(which, {}).update(lens.aggregate(scores[name][which], scores[name])[0])
-            rows += lens.rows()
+            rows += lens.rows_for(scores[name]["unlearned"])
+            kept = lens.provenance(scores[name]["unlearned"])
+            if kept:
+                r.record.provenance["lenses"] = {**(r.record.provenance.get("lenses") or {}), name: kept}
     return scores
 
 

@@ -78,6 +78,8 @@ class LanguageModelTask:
     concepts: list[dict] | None = None
     probes: dict | None = None
     forget_groups: list | None = None
+    # lm-eval tasks the task ships for offline use: {"include_path": folder, "tasks": names}
+    lm_eval: dict | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     # set by the family: the --prompt-format / --system-prompt asked for, the dtype the models
     # were loaded in, and the scoring engine's settings (batch budget, GradNorm's parameters)

@@ -67,10 +67,23 @@ class Lens:
     def rows(self) -> list[MetricRow]:
         return []
 
+    def rows_for(self, scores: dict) -> list[MetricRow]:
+        """The rows of one run, from the unlearned model's scores (a lens whose rows depend on
+        what it was asked to measure, like lm-eval's tasks, overrides this)."""
+        return self.rows()
+
     def missing(self, task) -> str | None:
         """Why this lens cannot measure ``task`` (None: it can). Checked once the task's data
         is loaded, before any model is."""
         return None
+
+    def check(self, task, options: dict) -> str | None:
+        """:meth:`missing`, with the run's options at hand (what the runner calls)."""
+        return self.missing(task)
+
+    def provenance(self, scores: dict) -> dict[str, Any]:
+        """What the record's provenance keeps of this lens (library and task versions)."""
+        return {}
 
     def per_example(self, ctx: LensContext, model, which: str) -> dict[str, Any]:
         """Everything the aggregate needs, for one model (``which``: unlearned, original, oracle)."""
