@@ -295,6 +295,11 @@ MUSE_PRESETS = {"*": {"lr": 1e-5, "epochs": 10, "batch_size": 4, "grad_accum": 8
 for _corpus in HUB_DATASETS:
     register_task(f"muse/{_corpus}", suite="muse", summary=f"MUSE-{_corpus.capitalize()} (hub {HUB_DATASETS[_corpus]} or --data-dir)",
                   modes=", ".join(_modes(_corpus)) or "-", presets=MUSE_PRESETS)(lambda _c=_corpus, **kw: make_muse_task(_c, **kw))
-register_task("muse-synth/news", suite="muse", summary="synthetic MUSE-News world, built offline", modes=", ".join(_modes("news")))(
+# the synthetic world's two-layer model: RMU steers the last layer's output (as tofu-synth's preset)
+SYNTH_PRESETS = {"rmu": {"layer": 1, "update_layers": "0,1", "steering_coeff": 100.0, "alpha": 10.0, "lr": 1e-2,
+                         "epochs": 5, "batch_size": 32}}
+
+register_task("muse-synth/news", suite="muse", summary="synthetic MUSE-News world, built offline", modes=", ".join(_modes("news")),
+              presets=SYNTH_PRESETS)(
     make_muse_synth_task
 )
