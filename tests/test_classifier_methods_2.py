@@ -173,3 +173,16 @@ def test_sisa_averages_the_shard_probabilities(sisa, problem):
     x = problem[0].x_train[:20]
     expected = np.mean([predict_proba(shard, x) for shard in model.shards], axis=0)
     np.testing.assert_allclose(predict_proba(model, x), expected, rtol=1e-5, atol=1e-7)
+
+
+def test_sisa_checkpoints_trained_off_the_cpu_are_cached_apart(problem):
+    import torch
+
+    import unlearnbench.methods.vision.sisa as sisa_module
+
+    data, _ = problem
+    params = parse_params(sisa_module.Sisa.Params, SISA_PARAMS)
+    cpu = sisa_module.checkpoint_folder(data, params, 0)
+    assert sisa_module.checkpoint_folder(data, params, 0, torch.device("cpu")) == cpu  # the CPU's key as before
+    gpu = sisa_module.checkpoint_folder(data, params, 0, torch.device("cuda"))
+    assert gpu != cpu and sisa_module.checkpoint_folder(data, params, 0, "cuda:1") == gpu

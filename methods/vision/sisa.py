@@ -67,7 +67,7 @@ class Sisa(Method):
             raise UserError(f"sisa: forget indices must lie in 0..{n - 1}; got {deleted[0]}..{deleted[-1]}.")
         layout = partition(n, params.shards, params.slices, ctx.seed)
         step = step_config(data.train_config, params)
-        folder = checkpoint_folder(data, params, ctx.seed)
+        folder = checkpoint_folder(data, params, ctx.seed, ctx.device)
         built = not folder.exists()
         if built:
             ctx.log(f"sisa: training {params.shards} x {params.slices} checkpoints (cached in {folder})")
@@ -128,8 +128,11 @@ def step_config(train_config, params):
     return replace(recipe, epochs=max(1, round(2 * epochs / (params.slices + 1))))
 
 
-def checkpoint_folder(data, params, seed: int) -> Path:
-    """Where the checkpoints of this data, architecture, recipe, layout and seed live."""
+def checkpoint_folder(data, params, seed: int, device=None) -> Path:
+    """Where the checkpoints of this data, architecture, recipe, layout and seed live (and of
+    the device type, off the CPU: a GPU's kernels train another model; CPU keys unchanged)."""
+    from unlearnbench.arraytasks import device_kind
+
     digest = hashlib.sha256()
     for array in (data.x_train, data.y_train):
         array = np.ascontiguousarray(array)
@@ -140,6 +143,8 @@ def checkpoint_folder(data, params, seed: int) -> Path:
         "recipe": asdict(step_config(data.train_config, params)), "shards": params.shards,
         "slices": params.slices, "seed": seed,
     }
+    if device_kind(device):
+        key["device"] = device_kind(device)
     return cache_root() / "sisa" / fingerprint(key)
 
 
