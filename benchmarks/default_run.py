@@ -46,8 +46,6 @@ def main() -> None:
         for model, counts in result.token_counts.items():
             print(f"   {model}:")
             for kind, (forwarded, unique) in counts["by_kind"].items():
-                if kind == "head_check":
-                    continue
                 padding = 1 - unique / forwarded if forwarded else 0.0
                 print(f"     {kind:<15}{counts['seconds'].get(kind, 0.0):8.2f} s  {counts['calls'].get(kind, 0):6d} calls  "
                       f"{forwarded:8d} tokens forwarded, {padding:6.1%} padding")

@@ -176,7 +176,7 @@ class LanguageModelFamily(Family):
                 from peft import PeftModel
             except ImportError:
                 raise UserError(f"{source} holds a LoRA adapter; loading it needs peft (pip install peft).") from None
-            base = Path(path / "unlearnbench-base.json")
+            base = path / "unlearnbench-base.json"
             if base.exists():
                 saved_for = json.loads(base.read_text()).get("target_fingerprint")
                 if saved_for and saved_for != target.fingerprint:

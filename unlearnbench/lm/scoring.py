@@ -5,16 +5,19 @@ statistics of (question, answer) pairs (log-probability of each answer token, wh
 argmax hits it, and the mean and standard deviation of log p(v) under the model's full
 next-token distribution, which Min-K%++ needs), for greedy generations and for per-example
 gradient norms. The engine deduplicates requests across splits and metrics, batches
-sequences of *equal length* together (so no padding token is ever forwarded), and keeps the
-results for the rest of the evaluation.
+sequences of similar length together (length buckets whose padding stays within
+``max_padding`` of their tokens: right padding, masked, for teacher forcing and GradNorm; left
+padding for generation; ``max_padding=0`` batches equal lengths only), and keeps the results
+for the rest of the evaluation.
 
 The vocabulary projection is applied only at the answer positions and in chunks over the
 vocabulary (:func:`next_token_statistics`), so no batch x length x vocabulary tensor is held
 whole: what a 7B model with a 128k vocabulary needs on one GPU.
 
-Counters record how many tokens went through the model and how many distinct tokens the
-requests needed; their ratio (goal 1.0) is reported by ``benchmarks/``. GradNorm's backward
-passes are counted under their own kind and kept out of that ratio.
+Counters record how many tokens went through the model (padding included) and how many
+distinct tokens the requests needed, the forward calls and the wall time of each kind of
+work; ``benchmarks/default_run.py`` prints them. GradNorm's backward passes are counted under
+their own kind and kept out of the forwarded / unique totals.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from unlearnbench.lm.modeling import IGNORE_INDEX, sequence_logprobs
+from unlearnbench.lm.modeling import IGNORE_INDEX, decoder_and_head, sequence_logprobs
 from unlearnbench.lm.prompts import PromptFormat, encode_prompt, encode_qa, stop_ids
 from unlearnbench.errors import UserError
 from unlearnbench.progress import progress_bar
@@ -37,7 +40,7 @@ from unlearnbench.progress import progress_bar
 
 # Kinds of work that need more than one forward pass by nature (GradNorm's backward), kept
 # out of the forwarded/unique ratio and reported on their own.
-EXTRA_KINDS = ("gradnorm", "head_check", "hidden_states")
+EXTRA_KINDS = ("gradnorm", "hidden_states")
 
 
 def next_token_statistics(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
@@ -283,30 +286,20 @@ class ScoringEngine:
                     advance(len(batch))
         return [self._scores[p] for p in pairs]
 
-    def _final_hidden(self, ids: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor | None:
-        """The base model's last hidden state when the logits are a plain linear map of it
-        (checked numerically once per engine); None for heads with soft-capping, logit
+    def _final_hidden(self, ids: torch.Tensor, mask: torch.Tensor | None = None):
+        """``(last hidden state, head)`` when the logits are a plain linear map of the
+        decoder's output (:func:`~unlearnbench.lm.modeling.decoder_and_head`, the check the
+        training losses use, done once per model); None for heads with soft-capping, logit
         scaling or anything else, which then go through the full forward."""
         if self._plain_head is False:
             return None
-        base, head = getattr(self.model, "base_model", None), self.model.get_output_embeddings()
-        if base is None or base is self.model or not isinstance(head, torch.nn.Linear):
-            self._plain_head = False
+        parts = decoder_and_head(self.model, ids[:1])  # row 0 is the batch's longest: no padding
+        self._plain_head = parts is not None
+        if parts is None:
             return None
+        decoder, head = parts
         with self._autocast():
-            hidden = base(input_ids=ids, attention_mask=mask).last_hidden_state
-        if self._plain_head is None:  # row 0 is the batch's longest: no padding
-            with self._autocast():
-                full = self.model(input_ids=ids[:1]).logits.float()
-            self.counter.add("head_check", ids.shape[1], 0)
-            ours = hidden[:1].float() @ head.weight.float().T
-            if head.bias is not None:
-                ours = ours + head.bias.float()
-            tolerance = 2e-2 * (1.0 + float(full.abs().max()))
-            self._plain_head = bool((ours - full).abs().max() <= tolerance)
-            if not self._plain_head:
-                return None
-        return hidden
+            return decoder(input_ids=ids, attention_mask=mask).last_hidden_state, head
 
     def _n_end(self, seq: list[int], n_prompt: int) -> int:
         """How many of the answer's last tokens are end tokens (stop ids)."""
@@ -328,14 +321,14 @@ class ScoringEngine:
         # right padding: a causal model's real positions never see it; the mask keeps it out of
         # attention anyway, and only real answer positions are read below
         ids, mask = self._right_padded([e[0] for e in encoded])
-        hidden = self._final_hidden(ids, mask)
-        if hidden is None:
+        found = self._final_hidden(ids, mask)
+        if found is None:
             # any other head: full logits, then the same statistics from an identity "head"
             with self._autocast():
                 hidden = self.model(input_ids=ids, attention_mask=mask).logits.float()
             weight, bias = None, None
         else:
-            head = self.model.get_output_embeddings()
+            hidden, head = found
             weight, bias = head.weight, head.bias
         self.counter.add("teacher_forced", ids.numel(), 0, calls=1)  # what went through the model, padding included
         # position t predicts token t+1: answer tokens are predicted from n_prompt-1 onward
