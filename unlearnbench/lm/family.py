@@ -90,8 +90,9 @@ class LanguageModelFamily(Family):
         from unlearnbench.lm.modeling import dtype_name, resolve_dtype
         from unlearnbench.lm.prompts import resolve
 
-        options = options or {}
-        dtype = resolve_dtype(options.get("dtype"), device or torch.device("cpu"))
+        # the declared defaults, for callers that give no (or only some) run options
+        options = {o.name: o.default for o in self.options if not o.task} | (options or {})
+        dtype = resolve_dtype(options["dtype"], device or torch.device("cpu"))
         target, oracle = task.load_target(dtype=dtype), task.load_oracle(dtype=dtype)
         requested = getattr(task, "format_request", {})
         names = (target.source, getattr(target.model.config, "_name_or_path", None))
@@ -99,10 +100,8 @@ class LanguageModelFamily(Family):
                                      tokenizer=target.tokenizer, model_names=names,
                                      system_prompt=requested.get("system_prompt"))
         task.dtype = dtype_name(dtype)
-        task.scoring = {"max_batch_tokens": int(options.get("score_batch_tokens") or 16384),
-                        "gradnorm_params": options.get("gradnorm_params") or "auto",
-                        "gradnorm_norm": options.get("gradnorm_norm") or "mean-tensor",
-                        "max_padding": float(options["score_padding"]) if options.get("score_padding") is not None else 0.25}
+        task.scoring = {"max_batch_tokens": int(options["score_batch_tokens"]), "max_padding": float(options["score_padding"]),
+                        "gradnorm_params": options["gradnorm_params"], "gradnorm_norm": options["gradnorm_norm"]}
         return target, oracle
 
     def offload(self, *loaded) -> None:

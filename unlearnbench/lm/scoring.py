@@ -191,6 +191,7 @@ class ScoringEngine:
         quiet: bool = False,
         label: str = "model",
     ):
+        # scoring runs in the weights' own dtype (--dtype): nothing is cast on the fly
         self.model, self.tokenizer, self.fmt, self.device = model.to(device).eval(), tokenizer, fmt, device
         self.max_batch_tokens, self.max_batch_rows = max_batch_tokens, max_batch_rows
         self.max_padding = max_padding  # at most this share of a batch's tokens is padding (0: equal lengths only)
@@ -259,10 +260,6 @@ class ScoringEngine:
         padded = bool((mask == 0).any())
         return ids.to(self.device), (mask.to(self.device) if padded else None)
 
-    def _autocast(self):
-        """Scoring runs in the weights' own dtype (``--dtype``); nothing is cast on the fly."""
-        return contextlib.nullcontext()
-
     def _out_of_memory(self, what: str) -> UserError:
         return UserError(f"Out of {self.device.type.upper()} memory while {what} ({self.label}). Lower "
                          f"--score-batch-tokens (now {self.max_batch_tokens}) or use --dtype bf16.")
@@ -298,8 +295,7 @@ class ScoringEngine:
         if parts is None:
             return None
         decoder, head = parts
-        with self._autocast():
-            return decoder(input_ids=ids, attention_mask=mask).last_hidden_state, head
+        return decoder(input_ids=ids, attention_mask=mask).last_hidden_state, head
 
     def _n_end(self, seq: list[int], n_prompt: int) -> int:
         """How many of the answer's last tokens are end tokens (stop ids)."""
@@ -324,8 +320,7 @@ class ScoringEngine:
         found = self._final_hidden(ids, mask)
         if found is None:
             # any other head: full logits, then the same statistics from an identity "head"
-            with self._autocast():
-                hidden = self.model(input_ids=ids, attention_mask=mask).logits.float()
+            hidden = self.model(input_ids=ids, attention_mask=mask).logits.float()
             weight, bias = None, None
         else:
             hidden, head = found
@@ -460,8 +455,7 @@ class ScoringEngine:
         with progress_bar(f"{description} ({self.label})", total=len(prompts), quiet=self.quiet) as advance:
             for batch in self._length_batches(by_length):
                 ids = torch.tensor([prompts[i] for i in batch], device=self.device)
-                with self._autocast():
-                    states = self.model(input_ids=ids, output_hidden_states=True).hidden_states
+                states = self.model(input_ids=ids, output_hidden_states=True).hidden_states
                 last = torch.stack([h[:, -1].float() for h in states], dim=1).cpu().numpy()
                 self.counter.add("hidden_states", ids.numel(), ids.numel())
                 for row, i in enumerate(batch):
@@ -513,8 +507,7 @@ class ScoringEngine:
             positions = (mask.cumsum(-1) - 1).clamp(min=0)
             extra = {"attention_mask": mask, "position_ids": positions}
             next_position = positions[:, -1] + 1
-        with self._autocast():
-            out = self.model(input_ids=ids, use_cache=True, **extra)
+        out = self.model(input_ids=ids, use_cache=True, **extra)
         forwarded, calls = ids.numel(), 1
         cache, active = out.past_key_values, torch.arange(len(prompts), device=self.device)
         next_tokens = out.logits[:, -1].argmax(-1)
@@ -534,8 +527,7 @@ class ScoringEngine:
                 mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
                 extra = {"attention_mask": mask, "position_ids": next_position.unsqueeze(-1)}
                 next_position = next_position + 1
-            with self._autocast():
-                out = self.model(input_ids=next_tokens.unsqueeze(-1), past_key_values=cache, use_cache=True, **extra)
+            out = self.model(input_ids=next_tokens.unsqueeze(-1), past_key_values=cache, use_cache=True, **extra)
             forwarded, calls = forwarded + next_tokens.numel(), calls + 1
             cache, next_tokens = out.past_key_values, out.logits[:, -1].argmax(-1)
         # every token but the last one of a row had to be forwarded: prompt + generated - 1
