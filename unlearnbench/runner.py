@@ -379,8 +379,8 @@ def _evaluate(p: Plan, r: _Run, task) -> tuple[dict, list]:
                      "options": task.spec.to_json()["options"], "suite": suite.name}
     with r.stage("load_models_s"):
         target, oracle = family.load_models(task, device=r.device, options=p.options)
-    r.record.model = {"target": target.source, "oracle": oracle.source,
-                      "target_fingerprint": target.fingerprint, "oracle_fingerprint": oracle.fingerprint,
+    r.record.model = {"target": target.source, "oracle": oracle.source if oracle else None,
+                      "target_fingerprint": target.fingerprint, "oracle_fingerprint": oracle.fingerprint if oracle else None,
                       **family.model_info(task)}
     scoring = _Scoring(p, task, target, r.device, r.counters)
     with r.stage("reference_scores_s"):  # without a suite lens only the model lenses run
@@ -483,7 +483,8 @@ def _measure_lenses(p: Plan, r: _Run, task, target, oracle, model, data, metrics
             ci.update(c)
             if lens.references:
                 for which in ("original", "oracle"):
-                    r.record.reference.setdefault(which, {}).update(lens.aggregate(scores[name][which], scores[name])[0])
+                    if which in scores[name]:
+                        r.record.reference.setdefault(which, {}).update(lens.aggregate(scores[name][which], scores[name])[0])
             rows += lens.rows_for(scores[name]["unlearned"])
             kept = lens.provenance(scores[name]["unlearned"])
             if kept:
@@ -528,10 +529,12 @@ class _Scoring:
         return per_example
 
     def references(self, oracle) -> tuple[dict, dict]:
-        """(per-example scores, aggregate rows) of the oracle and the original target."""
-        scores = {which: self.reference(loaded, which) for which, loaded in (("oracle", oracle), ("original", self.target))}
+        """(per-example scores, aggregate rows) of the oracle and the original target; a task
+        without an oracle (WMDP) has empty oracle scores, and its suite leaves out what needs them."""
+        scores = {which: self.reference(loaded, which) if loaded is not None else {}
+                  for which, loaded in (("oracle", oracle), ("original", self.target))}
         rows = {which: self.p.suite.aggregate(scores[which], scores["oracle"], seed=self.p.spec.seed)[0]
-                for which in ("original", "oracle")}
+                if scores[which] else {} for which in ("original", "oracle")}
         return scores, rows
 
 
@@ -542,6 +545,8 @@ def _lens_scores(lens, ctx, task, target, oracle, model, seed: int, advance=lamb
     out = {}
     if lens.references:
         for which, loaded in (("original", target), ("oracle", oracle)):
+            if loaded is None:  # a task without an oracle
+                continue
             key = fingerprint({"task": task.fingerprint, "model": loaded.fingerprint, "lens": lens.version,
                                "rows": [row.name for row in lens.rows()], "which": which, "seed": seed,
                                "original": target.fingerprint, **lens.reference_key(task), **(score_key or {}),

@@ -64,7 +64,8 @@ class LanguageModelTask:
     prompt_format: PromptFormat | None
     suite: str
     load_target: Callable[..., LoadedModel]  # load_target(dtype=...) -> LoadedModel
-    load_oracle: Callable[..., LoadedModel]
+    # None: the benchmark has no retrained model (WMDP); oracle-relative numbers are left out
+    load_oracle: Callable[..., LoadedModel] | None
     recipe: Recipe | None = None
     data_fingerprint: str = ""
     modes: tuple[str, ...] = ()  # evaluation modes beyond "standard" (scalability, sustainability)

@@ -13,7 +13,8 @@ parameters named by ``update_params`` in the layers ``update_layers`` train (the
 MLP down-projections of layers l-2, l-1, l).
 
 Defaults are the paper's for Zephyr-7B (layer 7, layers 5,6,7, c = 6.5, alpha = 1200, lr
-5e-5); a task's preset adapts them (the synthetic worlds' two-layer models: layer 1).
+5e-5); a task's preset adapts them (``wmdp/*``: the paper's 150 batches of 4 forget documents;
+the synthetic worlds' two-layer models: layer 1).
 Differences from the reference code: the means run over answer tokens (the reference averages
 over every position of its padded batch, padding included); the frozen activations come from
 the same forward with the updated tensors swapped for their copies before unlearning (only
@@ -84,6 +85,15 @@ class RMU(LossMethod):
         update_params: str = "mlp.down_proj.weight"  # comma-separated parameter names within a layer
         steering_coeff: float = 6.5
         alpha: float = 1200.0
+        # forget batches used, from the start of the forget set (the reference code's
+        # max_num_batches: 150 batches of 4 documents on WMDP); 0: all of them
+        max_num_batches: int = 0
+
+    def forget_batches(self, data, params, seed: int):
+        batches = super().forget_batches(data, params, seed)
+        if params.max_num_batches > 0:
+            batches.encoded = batches.encoded[: params.max_num_batches * params.batch_size]
+        return batches
 
     def _names(self, model, params) -> list[str]:
         layers = decoder_layers(model)

@@ -141,7 +141,8 @@ def rich_table(b: TaskBoard):
 def ranking_text(ranking: Ranking) -> str:
     if not ranking.criteria:
         return "no ranked metric; ordered by run id"
-    crit = ", ".join(f"{c.metric} ({GOAL_WORDS[c.goal]})" for c in ranking.criteria)
+    crit = ", ".join(f"{c.metric} ({GOAL_WORDS[c.goal]}" + (f", {c.floor:g} at best" if c.floor is not None else "") + ")"
+                     for c in ranking.criteria)
     how = "by mean rank over " if len(ranking.criteria) > 1 else "by "
     return f"{how}{crit}. Source: {ranking.source}."
 

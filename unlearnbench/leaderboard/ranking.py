@@ -24,6 +24,9 @@ GOAL_WORDS = {"higher": "higher is better", "lower": "lower is better", "zero": 
 class Criterion:
     metric: str
     goal: str  # one of GOALS
+    # a bound past which the goal gains nothing (WMDP: accuracy below chance is no better than
+    # chance); values beyond it rank as the bound itself
+    floor: float | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,8 @@ def criterion_key(criterion: Criterion, metrics: dict, oracle: dict) -> float | 
     value = number(metrics.get(criterion.metric))
     if value is None:
         return None
+    if criterion.floor is not None:
+        value = max(value, criterion.floor) if criterion.goal == "lower" else min(value, criterion.floor)
     if criterion.goal == "higher":
         return -value
     if criterion.goal == "zero":

@@ -16,13 +16,11 @@ provenance (``provenance.lenses``).
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 from typing import Any
 
-from unlearnbench.errors import UserError
 from unlearnbench.family import Option
+from unlearnbench.lm import lmeval
 from unlearnbench.lenses.base import LanguageModelLens, LensContext
 from unlearnbench.registry import register_lens
 from unlearnbench.suites.common import MetricRow
@@ -38,19 +36,6 @@ def _tasks(task, options: dict) -> tuple[tuple[str, ...], bool]:
         return tuple(t.strip() for t in str(named).split(",") if t.strip()), False
     own = (task.lm_eval or {}).get("tasks") if getattr(task, "lm_eval", None) else None
     return tuple(own or ()), True
-
-
-@contextlib.contextmanager
-def _no_tqdm():
-    old = os.environ.get("TQDM_DISABLE")
-    os.environ["TQDM_DISABLE"] = "1"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("TQDM_DISABLE", None)
-        else:
-            os.environ["TQDM_DISABLE"] = old
 
 
 def _name(text: str) -> str:
@@ -85,33 +70,17 @@ class LmEval(LanguageModelLens):
         return {"lm_eval": getattr(task, "lm_eval", None)}
 
     def per_example(self, ctx: LensContext, model, which: str) -> dict[str, Any]:
-        try:
-            import lm_eval
-            from lm_eval.models.huggingface import HFLM
-            from lm_eval.tasks import TaskManager
-        except ImportError:
-            raise UserError("The lm-eval lens needs lm-eval: pip install 'unlearnbench[lm-eval]'.") from None
         names, own = _tasks(ctx.task, ctx.options)
-        if own:
-            manager = TaskManager(include_path=ctx.task.lm_eval["include_path"], include_defaults=False)
-        else:
-            manager = TaskManager()
-        model = model.to(ctx.device).eval()
-        lm = HFLM(pretrained=model, tokenizer=ctx.tokenizer, batch_size=int(ctx.options.get("lm_eval_batch_size") or 16),
-                  device=str(ctx.device))
-        with _no_tqdm():  # the runner shows one progress line per lens and model
-            out = lm_eval.simple_evaluate(model=lm, tasks=list(names), task_manager=manager,
-                                          limit=ctx.options.get("lm_eval_limit"), log_samples=False, verbosity="ERROR",
-                                          random_seed=ctx.seed, numpy_random_seed=ctx.seed, torch_random_seed=ctx.seed,
-                                          fewshot_random_seed=ctx.seed)
-        if out is None:
-            raise UserError("lm-eval returned no results (a distributed launch?): run the lens in one process.")
+        out = lmeval.evaluate(model, ctx.tokenizer, names, device=ctx.device,
+                              include_path=ctx.task.lm_eval["include_path"] if own else None, include_defaults=not own,
+                              batch_size=int(ctx.options.get("lm_eval_batch_size") or 16),
+                              limit=ctx.options.get("lm_eval_limit"), seed=ctx.seed)
         results = {task: {k: v for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
                    for task, values in out["results"].items()}
         higher = {task: dict(values) for task, values in (out.get("higher_is_better") or {}).items()}
         return {"results": results, "higher_is_better": higher, "versions": dict(out.get("versions") or {}),
                 "n_samples": {t: v.get("effective") for t, v in (out.get("n-samples") or {}).items()},
-                "lm_eval_version": out.get("lm_eval_version") or getattr(lm_eval, "__version__", None)}
+                "lm_eval_version": out.get("lm_eval_version")}
 
     def aggregate(self, per_example: dict, references: dict | None = None, *,
                   seed: int = 0) -> tuple[dict[str, float], dict[str, list[float]]]:

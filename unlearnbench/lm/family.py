@@ -56,6 +56,9 @@ class LanguageModelFamily(Family):
         Option("gradnorm_norm", "GradNorm's size of a gradient: mean-tensor (the mean of each parameter tensor's L2 "
                                 "norm, as MIMIR and open-unlearning take it) or global (one L2 norm over all)",
                default="mean-tensor", task=False, choices=("mean-tensor", "global"), in_run_id=True),
+        Option("holdout_docs", "documents at the end of the forget corpus held out of unlearning as the privacy "
+                               "lens's non-members (default: 200; wmdp-synth: its held-out agents)", type=int,
+               tasks=("wmdp/bio", "wmdp/cyber", "wmdp-synth/bio")),
     )
 
     # ---------------------------------------------------------------- task and models
@@ -93,7 +96,8 @@ class LanguageModelFamily(Family):
         # the declared defaults, for callers that give no (or only some) run options
         options = {o.name: o.default for o in self.options if not o.task} | (options or {})
         dtype = resolve_dtype(options["dtype"], device or torch.device("cpu"))
-        target, oracle = task.load_target(dtype=dtype), task.load_oracle(dtype=dtype)
+        target = task.load_target(dtype=dtype)
+        oracle = task.load_oracle(dtype=dtype) if task.load_oracle is not None else None
         requested = getattr(task, "format_request", {})
         names = (target.source, getattr(target.model.config, "_name_or_path", None))
         task.prompt_format = resolve(requested.get("prompt_format"), task_format=task.prompt_format,
