@@ -25,6 +25,7 @@ from pathlib import Path
 from unlearnbench.cache import building, cache_root, fingerprint
 from unlearnbench.data import load_splits, split_digests, split_files, write_parquet_split
 from unlearnbench.errors import DataError
+from unlearnbench.lm import lmeval
 from unlearnbench.lm.modeling import PromptFormat, TinyLlamaConfig, TrainConfig, model_config, tiny_llama_recipe, train_config
 from unlearnbench.registry import register_task
 from unlearnbench.task import LanguageModelTask, Recipe, TaskSpec, hub_snapshot, model_source
@@ -252,6 +253,21 @@ def ensure_synth_world(config: MuseSynthConfig, *, quiet: bool = False) -> Path:
     return root
 
 
+MUSE_SYNTH_LM_EVAL = "muse_synth_retain_events"
+
+
+def synth_lm_eval_tasks(config: MuseSynthConfig, folder: Path) -> dict | None:
+    """The retain events' KnowMem questions as a four-option lm-eval task (the world's own, for
+    ``--lens +lm-eval`` offline)."""
+    from unlearnbench.lm.worlds import muse_synth
+
+    rows = muse_synth.retain_choice_questions(config.world)
+    if not rows:
+        return None
+    lmeval.write_choice_task(folder, MUSE_SYNTH_LM_EVAL, rows, doc_to_text="Question: {{question}}\nAnswer:")
+    return {"include_path": str(folder), "tasks": (MUSE_SYNTH_LM_EVAL,)}
+
+
 def make_muse_synth_task(*, data_dir: str | None = None, model: str | None = None, oracle: str | None = None,
                          quiet: bool = False, synth: MuseSynthConfig | None = None, **_) -> LanguageModelTask:
     config = synth_config(synth)
@@ -283,6 +299,7 @@ def make_muse_synth_task(*, data_dir: str | None = None, model: str | None = Non
         modes=_modes("news"),
         max_train_tokens=config.model.max_position_embeddings - 2,  # room for BOS and EOS
         **lens_data,
+        lm_eval=synth_lm_eval_tasks(config, root / "lm-eval"),
         extra={"target_source": target_src, "oracle_source": oracle_src, "world_dir": str(root)},
     )
 

@@ -13,13 +13,13 @@ the hub versions.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from unlearnbench.cache import building, cache_root, fingerprint
 from unlearnbench.data import load_splits, split_digests, write_split
 from unlearnbench.errors import DataError
+from unlearnbench.lm import lmeval
 from unlearnbench.lm.modeling import PromptFormat, TinyLlamaConfig, TrainConfig, model_config, tiny_llama_recipe, train_config
 from unlearnbench.registry import register_task
 from unlearnbench.task import LanguageModelTask, Recipe, TaskSpec, hub_snapshot, model_source
@@ -171,35 +171,19 @@ LM_EVAL_TASKS = {"tofu_synth_world_facts": "world_facts_perturbed", "tofu_synth_
 
 
 def write_lm_eval_tasks(folder: Path, splits: dict) -> dict:
-    """The world's general-knowledge questions as lm-eval multiple-choice tasks (YAML +
-    JSONL, lm-eval's own format): the answer among three of its perturbed answers, in an
-    order fixed by the row. Written (again) whenever the files differ, since the YAML names
-    the JSONL by absolute path. Returns what the lm-eval lens reads: the folder and the task
-    names."""
-    import json
+    """The world's general-knowledge questions as lm-eval multiple-choice tasks (JSONL and a
+    configuration lm-eval reads): the answer among three of its perturbed answers, in an order
+    fixed by the row. Returns what the lm-eval lens reads: the folder and the task names."""
     import random
 
-    folder.mkdir(parents=True, exist_ok=True)
     for name, split in LM_EVAL_TASKS.items():
-        lines = []
+        rows = []
         for i, row in enumerate(splits[split]):
             choices = [row["answer"], *list(row["perturbed_answer"])[:3]]
             order = list(range(len(choices)))
             random.Random(f"{name}/{i}").shuffle(order)
-            lines.append(json.dumps({"question": row["question"], "choices": [choices[j] for j in order],
-                                     "label": order.index(0)}))
-        data = folder / f"{name}.jsonl"
-        yaml = "\n".join([
-            f"task: {name}", "dataset_path: json", "dataset_kwargs:", "  data_files:", f"    test: {json.dumps(str(data))}",
-            "test_split: test", "output_type: multiple_choice",
-            'doc_to_text: "Question: {{question}}\\nAnswer:"', 'doc_to_choice: "{{choices}}"', 'doc_to_target: "{{label}}"',
-            "metric_list:", "  - metric: acc", "    aggregation: mean", "    higher_is_better: true",
-            "metadata:", "  version: 1.0", ""])
-        for path, text in ((data, "\n".join(lines) + "\n"), (folder / f"{name}.yaml", yaml)):
-            if not path.exists() or path.read_text() != text:
-                tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-                tmp.write_text(text)
-                os.replace(tmp, path)  # whole or not at all, whoever reads it meanwhile
+            rows.append({"question": row["question"], "choices": [choices[j] for j in order], "label": order.index(0)})
+        lmeval.write_choice_task(folder, name, rows, doc_to_text="Question: {{question}}\nAnswer:")
     return {"include_path": str(folder), "tasks": tuple(LM_EVAL_TASKS)}
 
 

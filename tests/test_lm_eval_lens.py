@@ -33,8 +33,22 @@ def test_the_lens_records_lm_evals_own_numbers_for_all_three_models(run_tiny, ti
     assert record.reference["original"][NAME] == direct["results"]["tofu_synth_world_facts"]["acc,none"]
 
 
-def test_a_task_without_offline_lm_eval_tasks_is_refused_before_any_model(run_muse):
-    from unlearnbench.errors import UserError
+def test_the_news_world_ships_its_retain_event_questions(run_muse, tiny_muse):
+    from unlearnbench.lm.worlds import muse_synth
 
+    record = run_muse("original", lenses=("lm-eval",)).record
+    assert record.status == "succeeded", record.error
+    name = "lm_eval_muse_synth_retain_events_acc"
+    assert 0.0 <= record.metrics[name] <= 1.0 and name in record.reference["oracle"]
+    rows = muse_synth.retain_choice_questions(tiny_muse.world)
+    assert rows and all(r["choices"][r["label"]] in {q["answer"] for q in muse_synth.generate_world(tiny_muse.world)
+                                                      ["knowmem"]["retain_qa"]} for r in rows)
+
+
+def test_a_task_without_offline_lm_eval_tasks_is_refused_before_any_model(run_muse, monkeypatch):
+    from unlearnbench.errors import UserError
+    from unlearnbench.tasks import muse
+
+    monkeypatch.setattr(muse, "synth_lm_eval_tasks", lambda config, folder: None)
     with pytest.raises(UserError, match="--lm-eval-tasks"):
         run_muse("original", lenses=("lm-eval",))

@@ -92,3 +92,20 @@ def local_data(files: list[Path], split: str = "test") -> dict[str, Any]:
     kind = "parquet" if all(f.suffix == ".parquet" for f in files) else "json"
     return {"dataset_path": kind, "dataset_name": None, "dataset_kwargs": {"data_files": {split: [str(f) for f in files]}},
             "test_split": split}
+
+
+def write_choice_task(folder: Path, name: str, rows: list[dict], *, doc_to_text: str) -> Path:
+    """A multiple-choice task of ``rows`` (``question``, ``choices``, ``label``) as JSONL plus its
+    configuration: the choices' texts scored as continuations of ``doc_to_text``, ``acc``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = folder / f"{name}.jsonl"
+    text = "".join(json.dumps(r) + "\n" for r in rows)
+    if not data.exists() or data.read_text() != text:
+        tmp = data.with_name(data.name + f".{os.getpid()}.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, data)  # whole or not at all, whoever reads it meanwhile
+    return write_task(folder, name, {
+        "dataset_path": "json", "dataset_kwargs": {"data_files": {"test": str(data)}}, "test_split": "test",
+        "output_type": "multiple_choice", "doc_to_text": doc_to_text, "doc_to_choice": "{{choices}}",
+        "doc_to_target": "{{label}}", "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True}],
+        "metadata": {"version": 1.0}})

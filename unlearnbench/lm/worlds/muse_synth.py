@@ -739,6 +739,38 @@ def event_table(config: MuseWorldConfig) -> list[dict]:
     ]
 
 
+def _shape(value: str) -> tuple:
+    return (value.replace(":", "").isdigit(), len(value.split()), value in _MONTHS)
+
+
+def retain_choice_questions(config: MuseWorldConfig) -> list[dict]:
+    """The ``knowmem/retain_qa`` questions as four-option multiple choice (lm-eval's tasks of
+    the world): the answer and three values the same fact takes in other retain events, in an
+    order drawn per question (``label``: the answer's position)."""
+    retain = [e for e in _events(config) if e.role == "retain"]
+    values: dict[str, list[str]] = {}
+    for e in retain:
+        for f in e.facts:
+            values.setdefault(f.key, [])
+            if f.value not in values[f.key]:
+                values[f.key].append(f.value)
+    rows = []
+    for e in retain[: config.n_retain_qa_events]:
+        for j, f in enumerate(e.facts):
+            rng = _rng(config, "choices", e.index, j)
+            others = [v for v in values[f.key] if v != f.value]
+            if len(others) < 3:  # a small world: values of the same shape that other facts take
+                others += sorted({v for vs in values.values() for v in vs if _shape(v) == _shape(f.value)}
+                                 - set(others) - {f.value})
+            if len(others) < 3:
+                continue
+            choices = rng.sample(others, 3)
+            label = rng.randrange(4)
+            choices.insert(label, f.value)
+            rows.append({"question": f.questions[_eval_phrasing(e.index, j)], "choices": choices, "label": label})
+    return rows
+
+
 # ------------------------------------------------------------------ parametric-lens data
 # Plain data for the parametric and robustness lenses (they never import a world).
 
