@@ -90,8 +90,8 @@ class LmEval(LanguageModelLens):
         metrics, ci = {}, {}
         for task, values in per_example["results"].items():
             for key, value in values.items():
-                metric, _, filt = key.partition(",")
-                if metric.endswith("_stderr"):
+                metric, comma, filt = key.partition(",")
+                if not comma or metric.endswith("_stderr"):  # not a metric (e.g. sample_len, a count)
                     continue
                 name = metric_name(task, metric if filt in ("", "none") else f"{metric}_{filt}")
                 metrics[name] = float(value)
@@ -106,8 +106,8 @@ class LmEval(LanguageModelLens):
         for task, values in scores["results"].items():
             higher = scores.get("higher_is_better", {}).get(task, {})
             for key in values:
-                metric, _, filt = key.partition(",")
-                if metric.endswith("_stderr"):
+                metric, comma, filt = key.partition(",")
+                if not comma or metric.endswith("_stderr"):
                     continue
                 direction = "higher" if higher.get(metric, True) else "lower"
                 rows.append(MetricRow(metric_name(task, metric if filt in ("", "none") else f"{metric}_{filt}"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -25,8 +26,14 @@ def _no_tqdm():
     """lm-eval's own tqdm bars off: tqdm reads ``TQDM_DISABLE`` when it is imported, so the bars
     (written to ``sys.stderr``) go to the null device instead; lm-eval's log handlers keep the
     stream they were made with, so its warnings still show."""
-    with open(os.devnull, "w") as null, contextlib.redirect_stderr(null):
-        yield
+    logger = logging.getLogger("lm_eval")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # its notes on being handed a model object are not the user's concern
+    try:
+        with open(os.devnull, "w") as null, contextlib.redirect_stderr(null):
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def _lm_eval():
@@ -46,8 +53,8 @@ def evaluate(model, tokenizer, tasks, *, device, include_path: str | None = None
     lm_eval, HFLM, TaskManager = _lm_eval()
     manager = TaskManager(include_path=include_path, include_defaults=include_defaults) if include_path else TaskManager()
     model = model.to(device).eval()
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=int(batch_size), device=str(device))
     with _no_tqdm():  # the runner shows one progress line per model
+        lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=int(batch_size), device=str(device))
         out = lm_eval.simple_evaluate(model=lm, tasks=list(tasks), task_manager=manager, limit=limit,
                                       log_samples=log_samples, verbosity="ERROR", random_seed=seed,
                                       numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed)
