@@ -24,3 +24,9 @@ def mean_metric(metrics: dict, ci: dict, name: str, values, *, statistic=np.mean
     values = np.asarray(values, dtype=float)
     metrics[name] = float(statistic(values))
     ci[name] = list(bootstrap_ci(values, statistic=statistic, n_resamples=n_resamples, seed=seed))
+
+
+def truncate(tokenizer, text: str, n_tokens: int) -> str:
+    """``text`` cut to its first ``n_tokens`` tokens (unchanged when shorter)."""
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return text if len(ids) <= n_tokens else tokenizer.decode(ids[:n_tokens], skip_special_tokens=True)

@@ -13,7 +13,7 @@ from typing import Any
 
 from unlearnbench.metrics import muse, privacy as attacks
 from unlearnbench.suites import privacy as privacy_lens
-from unlearnbench.suites.common import MetricRow, mean_metric
+from unlearnbench.suites.common import MetricRow, mean_metric, truncate
 from unlearnbench.registry import register_suite
 from unlearnbench.suites.base import LanguageModelSuite
 
@@ -30,17 +30,12 @@ def muse_rows() -> list[MetricRow]:
     ]
 
 
-def _truncate(tokenizer, text: str, n_tokens: int) -> str:
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-    return text if len(ids) <= n_tokens else tokenizer.decode(ids[:n_tokens], skip_special_tokens=True)
-
-
 def muse_statistics(engine, splits: dict[str, Any], *, privacy: bool = True) -> dict[str, Any]:
     """Generations for VerbMem and KnowMem and token statistics for the privacy lens
     (left out with ``privacy=False``)."""
     verbmem = splits["verbmem_forget"]
     prompts = list(verbmem["prompt"])
-    truths = [_truncate(engine.tokenizer, gt, muse.VERBMEM_GT_TOKENS) for gt in verbmem["gt"]]
+    truths = [truncate(engine.tokenizer, gt, muse.VERBMEM_GT_TOKENS) for gt in verbmem["gt"]]
     knowmem = {}
     for which, (qa_role, icl_role) in KNOWMEM.items():
         icl = list(zip(splits[icl_role]["question"], splits[icl_role]["answer"]))

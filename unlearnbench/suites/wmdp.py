@@ -1,6 +1,7 @@
 """The WMDP suite (Li et al., 2024): accuracy on hazardous-domain questions (to bring down to
 chance) and on general questions (to keep), both lm-eval's, plus the privacy lens (six
-attacks) on the forget corpus against held-out documents of the same corpus.
+attacks) on the forget corpus against held-out documents of the same corpus (each document's
+first ``max_train_tokens`` tokens: the first window methods unlearn).
 
 The questions are lm-eval tasks the task names (``task.lm_eval``: ``forget`` and ``general``
 task lists, their configurations under ``include_path``, and ``registry`` when the general
@@ -21,7 +22,7 @@ from unlearnbench.lm import lmeval
 from unlearnbench.registry import register_suite
 from unlearnbench.suites import privacy as privacy_lens
 from unlearnbench.suites.base import LanguageModelSuite, ScoreContext
-from unlearnbench.suites.common import MetricRow, mean_metric
+from unlearnbench.suites.common import MetricRow, mean_metric, truncate
 
 CHANCE = 25.0  # four options
 GROUPS = {"forget": "forget_accuracy", "general": "general_accuracy"}
@@ -74,10 +75,14 @@ class WmdpSuite(LanguageModelSuite):
                                      log_samples=True)
             out[group] = lmeval.sample_scores(result)
         if "privacy" in ctx.lenses:
-            splits = ctx.task.splits
+            splits, window = ctx.task.splits, ctx.task.max_train_tokens
+
+            def first_window(texts):  # what methods unlearn of a long document: its windows
+                return [("", truncate(scorer.tokenizer, t, window) if window else t) for t in texts]
+
             n = len(splits["holdout"])
-            members = [("", t) for t in list(splits["forget"]["answer"])[:n]]  # as many members as non-members
-            nonmembers = [("", t) for t in splits["holdout"]["answer"]]
+            members = first_window(list(splits["forget"]["answer"])[:n])  # as many members as non-members
+            nonmembers = first_window(splits["holdout"]["answer"])
             out["privacy"] = privacy_lens.per_example(privacy_lens.statistics(scorer, members, nonmembers))
         return out
 
