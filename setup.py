@@ -17,5 +17,5 @@ for name, folder in MAPPED.items():
 setup(
     packages=packages,
     package_dir=MAPPED,
-    package_data={"unlearnbench.methods.lm": ["*.txt"], "unlearnbench": ["schema/*.json"], "unlearnbench.report": ["templates/*"]},
+    package_data={"unlearnbench.lm": ["*.txt"], "unlearnbench": ["schema/*.json"], "unlearnbench.report": ["templates/*"]},
 )

@@ -307,14 +307,30 @@ def make_muse_synth_task(*, data_dir: str | None = None, model: str | None = Non
 # open-unlearning's MUSE recipe (configs/experiment/unlearn/muse/default.yaml over its finetune
 # trainer): lr 1e-5 constant, 10 epochs, batch 4 x 8 accumulation steps, gradient checkpointing
 MUSE_PRESETS = {"*": {"lr": 1e-5, "epochs": 10, "batch_size": 4, "grad_accum": 8, "weight_decay": 0.0,
-                      "warmup_fraction": 0.0, "schedule": "constant", "gradient_checkpointing": True}}
+                      "warmup_fraction": 0.0, "schedule": "constant", "gradient_checkpointing": True},
+                # open-unlearning's community runs on MUSE (community/methods/UNDIAL, PDU: run.sh)
+                "undial": {"lr": 1e-4, "batch_size": 4, "grad_accum": 4, "beta": 10.0, "alpha": 0.0}}
+# PDU's published MUSE runs (Llama-2-7B targets): retain preference 50, dual step 1, 3 warm-up
+# epochs; the constraint's eps is the corpus's
+PDU_EPS = {"news": 1.5, "books": 0.1}
 
 for _corpus in HUB_DATASETS:
+    _presets = {**MUSE_PRESETS, "pdu": {"gamma": 1.0, "alpha": 50.0, "dual_step_size": 1.0, "dual_warmup_epochs": 3,
+                                        "retain_loss_eps": PDU_EPS[_corpus]}}
     register_task(f"muse/{_corpus}", suite="muse", summary=f"MUSE-{_corpus.capitalize()} (hub {HUB_DATASETS[_corpus]} or --data-dir)",
-                  modes=", ".join(_modes(_corpus)) or "-", presets=MUSE_PRESETS)(lambda _c=_corpus, **kw: make_muse_task(_c, **kw))
-# the synthetic world's two-layer model: RMU steers the last layer's output (as tofu-synth's preset)
+                  modes=", ".join(_modes(_corpus)) or "-", presets=_presets)(lambda _c=_corpus, **kw: make_muse_task(_c, **kw))
+# the synthetic world's two-layer model: RMU steers the last layer's output (as tofu-synth's
+# preset); the others tuned on seed 0 (oracle: VerbMem 42, KnowMem forget 4, retain 73,
+# PrivLeak 0) towards the oracle's four numbers
 SYNTH_PRESETS = {"rmu": {"layer": 1, "update_layers": "0,1", "steering_coeff": 100.0, "alpha": 10.0, "lr": 1e-2,
-                         "epochs": 5, "batch_size": 32}}
+                         "epochs": 5, "batch_size": 32},
+                 "wga": {"epochs": 8},
+                 "satimp": {"epochs": 15},
+                 "undial": {"beta": 30.0, "alpha": 1.0, "lr": 3e-3, "epochs": 20},
+                 "pdu": {"alpha": 50.0, "retain_loss_eps": 0.1, "dual_warmup_epochs": 1},
+                 "flat": {"lr": 4e-4},
+                 "ceu": {"lr": 2e-4},
+                 "rl": {"epochs": 10}}
 
 register_task("muse-synth/news", suite="muse", summary="synthetic MUSE-News world, built offline", modes=", ".join(_modes("news")),
               presets=SYNTH_PRESETS)(

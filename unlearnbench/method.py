@@ -249,13 +249,52 @@ class ReferenceLogprobs:
         return torch.tensor([self.values[tuple(row[:n])] for row, n in zip(rows, lengths)], device=ids.device)
 
 
+class ReferenceStates:
+    """The model's own teacher, without a resident copy of it: its last hidden states at every
+    forget row's answer positions, computed once before training, and a copy of its output
+    layer, so that ``logits(batch)`` gives the logits the model had at those positions before
+    unlearning (UNDIAL's teacher). Memory: answer tokens x hidden size in the model's dtype,
+    plus one V x H output layer; for a model whose head is not a plain linear layer
+    (:func:`unlearnbench.lm.modeling.decoder_and_head`) the logits themselves are stored
+    (answer tokens x V)."""
+
+    def __init__(self, model, encoded, device, batch_size: int, pad_id: int):
+        from unlearnbench.lm.modeling import answer_states, collate
+
+        unique = list(dict.fromkeys((tuple(ids), n) for ids, n in encoded))
+        self.values: dict[tuple[int, ...], torch.Tensor] = {}
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            for start in range(0, len(unique), batch_size):
+                chunk = unique[start : start + batch_size]
+                states = answer_states(model, _to(collate([(list(ids), n) for ids, n in chunk], pad_id), device))
+                for row, (ids, _) in enumerate(chunk):
+                    self.values[ids] = states.hidden[states.rows == row].clone()
+            self.weight = None if states.weight is None else states.weight.detach().clone()
+            self.bias = None if states.bias is None else states.bias.detach().clone()
+        model.train(was_training)
+
+    def of(self, batch: dict) -> torch.Tensor:
+        """The stored states of the batch's answer positions, row by row ([N, H], or [N, V])."""
+        ids, lengths = batch["input_ids"], batch["attention_mask"].sum(-1).tolist()
+        return torch.cat([self.values[tuple(row[:n])] for row, n in zip(ids.tolist(), lengths)]).to(ids.device)
+
+    def logits(self, states: torch.Tensor) -> torch.Tensor:
+        """The reference's float32 logits from stored ``states`` (a chunk of :meth:`of`)."""
+        if self.weight is None:
+            return states.float()
+        return torch.nn.functional.linear(states, self.weight, self.bias).float()
+
+
 class LossMethod(Method):
     """An LLM method defined by ``loss(model, forget, retain, reference, params)``.
 
     One optimiser step per ``grad_accum`` forget batches; when the method needs retain data,
-    a retain batch of the same size is drawn alongside each forget batch. ``reference`` (only
-    when ``"reference"`` is in ``needs``) is a :class:`ReferenceLogprobs`: the log-probabilities
-    the model gave each forget batch before unlearning (``reference.of(batch)``).
+    a retain batch of the same size is drawn alongside each forget batch. ``reference`` is
+    what :meth:`prepare` returns: with ``"reference"`` in ``needs``, a :class:`ReferenceLogprobs`
+    (the log-probabilities the model gave each forget batch before unlearning,
+    ``reference.of(batch)``).
     """
 
     @abc.abstractmethod
@@ -264,7 +303,7 @@ class LossMethod(Method):
 
     def forget_batches(self, data: UnlearnData, params, seed: int):
         """Batches of the forget set; a method that needs more per step (e.g. IdkDPO's
-        alternative answers) returns an object with the same ``forever()``/``len()``."""
+        alternative answers) returns an object with the same ``forever()``, ``len()`` and ``pad_id``."""
         return QABatches(encode_rows(data.tokenizer, data.prompt_format, data.forget), params.batch_size,
                          data.tokenizer.pad_token_id, seed=seed)
 
@@ -272,10 +311,14 @@ class LossMethod(Method):
         """The encoded examples whose reference log-probabilities the loss asks for."""
         return list(forget.encoded)
 
-    def prepare(self, model, params, ctx: RunContext) -> Any:
-        """What the loss needs from the model before training starts (RMU: a copy of the
-        weights it updates and its steering vector); returned as the loss's ``reference``
-        when the method does not ask for ``"reference"``. Default: nothing."""
+    def prepare(self, model, params, ctx: RunContext, forget=None) -> Any:
+        """What the loss is given as ``reference``, computed from the model before training
+        starts (``forget``: the forget batches). Default: with ``"reference"`` in ``needs``, a
+        :class:`ReferenceLogprobs` of :meth:`reference_examples`; else nothing. A method
+        overrides it for other state (RMU: a copy of the weights it updates and its steering
+        vector; UNDIAL: the teacher's answer states; PDU: its dual variable)."""
+        if "reference" in self.needs:
+            return ReferenceLogprobs(model, self.reference_examples(forget), ctx.device, params.batch_size, forget.pad_id)
         return None
 
     def trainable(self, model, params) -> list | None:
@@ -292,9 +335,7 @@ class LossMethod(Method):
         model = model.to(ctx.device)
         accum = max(1, int(params.grad_accum))
         try:
-            reference = self.prepare(model, params, ctx)
-            if "reference" in self.needs:
-                reference = ReferenceLogprobs(model, self.reference_examples(forget), ctx.device, params.batch_size, pad)
+            reference = self.prepare(model, params, ctx, forget)
             chosen = self.trainable(model, params)
             if chosen is not None:
                 keep = {id(p) for p in chosen}

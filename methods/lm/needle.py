@@ -93,6 +93,11 @@ class Needle(Method):
         self._ascend(model, data, params, ctx, vectors)
         return model
 
+    @staticmethod
+    def loss(model, forget: dict) -> torch.Tensor:
+        """The ascent's objective on a forget batch: ``-CE(forget)``, as ``ga``'s."""
+        return -answer_nll(model, forget)
+
     def _ascend(self, model, data: UnlearnData, params, ctx: RunContext, vectors) -> None:
         """Gradient ascent on the forget set that can move only ``vectors``.
 
@@ -122,7 +127,7 @@ class Needle(Method):
             # train_loop puts `trainable` in one AdamW group; weight_decay=0.0 keeps masked columns exact
             config = TrainConfig(lr=params.lr, epochs=params.epochs, batch_size=params.batch_size,
                                  warmup_fraction=0.0, weight_decay=0.0, schedule="constant")
-            train_loop(model, steps, params.epochs * len(batches), lambda m, batch: -answer_nll(m, batch), config,
+            train_loop(model, steps, params.epochs * len(batches), self.loss, config,
                        description="unlearning (needle)", parameters=trainable, quiet=ctx.quiet)
         finally:
             for handle in handles:

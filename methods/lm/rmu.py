@@ -112,7 +112,7 @@ class RMU(LossMethod):
         names = set(self._names(model, params))
         return [p for n, p in model.named_parameters() if n in names]
 
-    def prepare(self, model, params, ctx):
+    def prepare(self, model, params, ctx, forget=None):
         """The copies of the updated tensors before unlearning and the steering vector c u."""
         frozen = {n: p.detach().clone() for n, p in model.named_parameters() if n in set(self._names(model, params))}
         hidden = model.config.hidden_size

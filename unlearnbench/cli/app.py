@@ -298,7 +298,10 @@ def _method_rows(kind: str | None, task: str | None = None) -> list[dict]:
             cls = by_kind[kind].obj
             preset = method_preset(entry, name, cls.params_class(kind))
             row[f"preset on {task}"] = ", ".join(f"{k}={v}" for k, v in preset.items()) or "(the defaults)"
-        rows.append(row | {"summary": next(iter(by_kind.values())).summary})
+        summaries = {k: e.summary for k, e in by_kind.items()}
+        summary = (next(iter(summaries.values())) if len(set(summaries.values())) == 1 else
+                   "; ".join(f"{registry.kind_label(k)}: {text}" for k, text in summaries.items()))
+        rows.append(row | {"summary": summary})
     return rows
 
 

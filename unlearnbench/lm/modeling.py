@@ -341,41 +341,76 @@ def decoder_and_head(model, probe: torch.Tensor | None = None):
     return (decoder, head) if plain else None
 
 
-def _target_logprobs(hidden: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None,
-                     targets: torch.Tensor) -> torch.Tensor:
-    logits = (hidden if weight is None else torch.nn.functional.linear(hidden, weight, bias)).float()
+def _target_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
 
 
-def target_logprobs(hidden: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None,
-                    targets: torch.Tensor, *, max_elements: int = MAX_HEAD_ELEMENTS) -> torch.Tensor:
-    """``log softmax(hidden @ weight.T + bias)[targets]`` for N positions (``weight=None``:
-    ``hidden`` are the logits), computed over chunks of positions so that at most
-    ``max_elements`` logits exist at once. Under autograd each chunk is checkpointed: its
-    logits are freed after the forward and recomputed in the backward, so a loss over B x T
-    answer tokens never holds a B x T x V tensor."""
+def _on_logits(fn: Callable[..., torch.Tensor], hidden: torch.Tensor, weight: torch.Tensor | None,
+               bias: torch.Tensor | None, *args: torch.Tensor) -> torch.Tensor:
+    logits = (hidden if weight is None else torch.nn.functional.linear(hidden, weight, bias)).float()
+    return fn(logits, *args)
+
+
+def head_map(fn: Callable[..., torch.Tensor], hidden: torch.Tensor, weight: torch.Tensor | None,
+             bias: torch.Tensor | None, *args: torch.Tensor, max_elements: int = MAX_HEAD_ELEMENTS) -> torch.Tensor:
+    """``fn(logits, *args)`` for N positions, where ``logits = hidden @ weight.T + bias`` in
+    float32 (``weight=None``: ``hidden`` are the logits) and ``fn`` returns one value per
+    position; ``args`` are per-position tensors ([N, ...]) sliced alongside. Computed over
+    chunks of positions so that at most ``max_elements`` logits exist at once. Under autograd
+    each chunk is checkpointed: its logits are freed after the forward and recomputed in the
+    backward, so a loss over B x T answer tokens never holds a B x T x V tensor."""
     vocab = hidden.shape[-1] if weight is None else weight.shape[0]
     chunk = max(1, max_elements // max(1, vocab))
     grad = torch.is_grad_enabled() and (hidden.requires_grad or (weight is not None and weight.requires_grad))
     parts = []
     for start in range(0, hidden.shape[0], chunk):
-        args = (hidden[start : start + chunk], weight, bias, targets[start : start + chunk])
+        sliced = (hidden[start : start + chunk], weight, bias, *(a[start : start + chunk] for a in args))
         if grad and hidden.shape[0] > chunk:
             from torch.utils.checkpoint import checkpoint
 
-            parts.append(checkpoint(_target_logprobs, *args, use_reentrant=False))
+            parts.append(checkpoint(_on_logits, fn, *sliced, use_reentrant=False))
         else:
-            parts.append(_target_logprobs(*args))
+            parts.append(_on_logits(fn, *sliced))
     return torch.cat(parts) if parts else hidden.new_zeros(0, dtype=torch.float32)
 
 
-def sequence_logprobs(model, batch: dict[str, torch.Tensor], *,
-                      max_elements: int = MAX_HEAD_ELEMENTS) -> tuple[torch.Tensor, torch.Tensor]:
-    """(sum of answer-token log-probs, number of answer tokens) per row, teacher forced.
+def target_logprobs(hidden: torch.Tensor, weight: torch.Tensor | None, bias: torch.Tensor | None,
+                    targets: torch.Tensor, *, max_elements: int = MAX_HEAD_ELEMENTS) -> torch.Tensor:
+    """``log softmax(hidden @ weight.T + bias)[targets]`` for N positions, in chunks
+    (:func:`head_map`)."""
+    return head_map(_target_logprobs, hidden, weight, bias, targets, max_elements=max_elements)
 
-    The vocabulary projection is applied at the answer positions only (the hidden states are
-    sliced before the head) and in checkpointed chunks (:func:`target_logprobs`): memory
-    grows with the number of answer tokens times ``max_elements``, not with B x T x V."""
+
+@dataclass
+class AnswerStates:
+    """A batch's answer positions as the output layer sees them: ``hidden`` [N, H] (the
+    logits [N, V] when the model's head is not a plain linear layer; ``weight`` is then
+    None), the head's ``weight`` and ``bias``, the token each position predicts
+    (``targets`` [N]), the batch row it belongs to (``rows`` [N]) and its index within that
+    row's answer (``index`` [N], 0 for the first answer token). Positions run row by row."""
+
+    hidden: torch.Tensor
+    weight: torch.Tensor | None
+    bias: torch.Tensor | None
+    targets: torch.Tensor
+    rows: torch.Tensor
+    index: torch.Tensor
+    counts: torch.Tensor  # answer tokens per row [B]
+
+    def map(self, fn: Callable[..., torch.Tensor], *args: torch.Tensor,
+            max_elements: int = MAX_HEAD_ELEMENTS) -> torch.Tensor:
+        """``fn(logits, targets, *args)`` per answer position, in chunks (:func:`head_map`)."""
+        return head_map(fn, self.hidden, self.weight, self.bias, self.targets, *args, max_elements=max_elements)
+
+    def per_row(self, values: torch.Tensor) -> torch.Tensor:
+        """The sum of per-position ``values`` over each row's answer [B]."""
+        return torch.zeros(self.counts.shape[0], dtype=values.dtype, device=values.device).index_add(0, self.rows, values)
+
+
+def answer_states(model, batch: dict[str, torch.Tensor]) -> AnswerStates:
+    """The model's states at the batch's answer positions, before the output layer (teacher
+    forced): the decoder runs once, the hidden states are sliced to the answer positions, and
+    the vocabulary projection is left to :meth:`AnswerStates.map`, in chunks."""
     ids, attention = batch["input_ids"], batch["attention_mask"]
     labels = batch["labels"][:, 1:]
     mask = labels != IGNORE_INDEX
@@ -386,9 +421,28 @@ def sequence_logprobs(model, batch: dict[str, torch.Tensor], *,
     else:
         decoder, head = parts
         states, weight, bias = decoder(input_ids=ids, attention_mask=attention).last_hidden_state[:, :-1], head.weight, head.bias
-    logp = target_logprobs(states[rows, cols], weight, bias, labels[rows, cols], max_elements=max_elements)
-    total = torch.zeros(ids.shape[0], dtype=logp.dtype, device=logp.device).index_add(0, rows, logp)
-    return total, mask.sum(-1)
+    counts = mask.sum(-1)
+    starts = torch.cumsum(counts, 0) - counts
+    index = torch.arange(rows.shape[0], device=rows.device) - starts[rows]
+    return AnswerStates(states[rows, cols], weight, bias, labels[rows, cols], rows, index, counts)
+
+
+def token_logprobs(model, batch: dict[str, torch.Tensor], *,
+                   max_elements: int = MAX_HEAD_ELEMENTS) -> tuple[torch.Tensor, AnswerStates]:
+    """(log-probability of every answer token [N], the batch's :class:`AnswerStates`)."""
+    states = answer_states(model, batch)
+    return states.map(_target_logprobs, max_elements=max_elements), states
+
+
+def sequence_logprobs(model, batch: dict[str, torch.Tensor], *,
+                      max_elements: int = MAX_HEAD_ELEMENTS) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum of answer-token log-probs, number of answer tokens) per row, teacher forced.
+
+    The vocabulary projection is applied at the answer positions only (the hidden states are
+    sliced before the head) and in checkpointed chunks (:func:`head_map`): memory grows with
+    the number of answer tokens times ``max_elements``, not with B x T x V."""
+    logp, states = token_logprobs(model, batch, max_elements=max_elements)
+    return states.per_row(logp), states.counts
 
 
 def answer_nll(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
