@@ -244,7 +244,7 @@ def lm_s3t(tiny_task, tmp_path_factory):
         return model, ctx.info, calls[before:]
 
     first = run(list(data.forget), list(data.retain))  # the adapters are trained here
-    yield run, data, probe, first
+    yield run, data, probe, first, list(tiny_task.recipe.background)
     monkeypatch.undo()
 
 
@@ -255,7 +255,7 @@ def _ids(data, rows):
 
 
 def test_lm_s3t_deleting_the_forget_set_retrains_on_retain_rows_only(lm_s3t):
-    _, data, _, (model, info, calls) = lm_s3t
+    _, data, _, (model, info, calls), background_rows = lm_s3t
     forget, retain = list(data.forget), list(data.retain)
     assert info["checkpoints"] == "built" and info["adapters_trained"] == 4
     build, retraining = calls[:4], calls[4:]
@@ -264,8 +264,11 @@ def test_lm_s3t_deleting_the_forget_set_retrains_on_retain_rows_only(lm_s3t):
     assert info["per_shard"][0]["kept"] == 0 and info["retrained_adapters"] == 2 and info["active_adapters"] == 2
     assert [c["what"] for c in retraining] == ["s3t shard 1 order 1 adapter 1 (retraining)",
                                                "s3t shard 1 order 1 adapter 2 (retraining)"]
-    for call in retraining:  # the active adapters: trained on retain rows, none of the forget rows
-        assert call["rows"] and not call["rows"] & forget_ids and call["rows"] <= _ids(data, retain)
+    background = _ids(data, background_rows)
+    assert background
+    for call in retraining:  # the active adapters: retain rows (and the world's background), no forget row
+        assert call["rows"] and not call["rows"] & forget_ids
+        assert background <= call["rows"] and call["rows"] - background <= _ids(data, retain)
     assert type(model).__name__ == "LlamaForCausalLM"  # a plain model for the scoring engine
     assert model.get_output_embeddings().weight is not model.get_input_embeddings().weight
 
@@ -273,7 +276,7 @@ def test_lm_s3t_deleting_the_forget_set_retrains_on_retain_rows_only(lm_s3t):
 def test_lm_s3t_serves_one_deleted_row_from_the_cache_by_deactivation(lm_s3t):
     from unlearnbench.methods.lm.s3t import fine_tuning_set
 
-    run, data, probe, (_, _, first_calls) = lm_s3t
+    run, data, probe, (_, _, first_calls), _ = lm_s3t
     rows, _ = fine_tuning_set(data.forget, data.retain)
     layout = partition(len(rows), 1, 2, seed=0)
     row = rows[int(layout[0][1][0])]  # in slice 1: order (0, 1) keeps its first adapter, (1, 0) none

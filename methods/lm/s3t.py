@@ -20,6 +20,9 @@ MUSE fine-tuning), else the task's recipe trained on its background rows only (t
 worlds' real authors and world facts, which every model of the world sees), cached. A tied
 output layer is untied first: the adapters adapt the output projection (``lm_head``, which
 the fictitious names' never-trained embeddings need) without moving the input embeddings.
+With the recipe's base, every adapter step also trains on the recipe's background rows
+(``background``; they are in no forget set), as the recipe trains every model of the task on
+them: without them the adapters would wash out the base's general knowledge.
 Adapters cover every linear layer (``placement=stacked``), or the paper's layout
 (``placement=layerwise``: adapter ``i`` on the ``i``-th group of decoder blocks from the top,
 the output layer with the top group), which needs at least ``slices`` blocks.
@@ -69,9 +72,10 @@ class LanguageModelS3T(Method):
         lora_r: int = 16
         lora_alpha: int = 32
         lr: float = 3e-3
-        epochs: int = 6  # of each adapter step, over its slices
+        epochs: int = 20  # of each adapter step, over its slices (tuned on tofu-synth/forget10: 6 and 12 underfit)
         batch_size: int = 32
         base: str | None = None  # a model that never saw the fine-tuning set; None: the task recipe's background
+        background: bool = True  # mix the recipe's background rows into every adapter step
 
     def unlearn(self, model, data, params, ctx):
         if params.shards != 1:
@@ -81,16 +85,21 @@ class LanguageModelS3T(Method):
         check_layout(len(rows), 1, params.slices, "s3t")
         tokenizer = data.tokenizer
         encoded = encode_rows(tokenizer, data.prompt_format, rows)
+        # what every model of the task sees (never deleted), mixed into every adapter step as the recipe mixes it
+        background = encode_rows(tokenizer, data.prompt_format, getattr(ctx.recipe, "background", ())
+                                 if params.background and params.base is None else ())
         dtype = next(model.parameters()).dtype
         base, base_id = self._base(rows, data, params, ctx, dtype)
         lora = LoraSpec(params.lora_r, params.lora_alpha,
                         tuple(tuple(t) for t in adapter_targets(layer_units(base), params.slices, params.placement)))
-        key = {"version": FORMAT_VERSION, "rows": _digest(encoded), "base": base_id, "lora": asdict(lora),
-               "slices": params.slices, "orders": params.orders, "lr": params.lr, "epochs": params.epochs,
-               "batch_size": params.batch_size, "dtype": str(dtype), "seed": ctx.seed}
+        key = {"version": FORMAT_VERSION, "rows": _digest(encoded), "background": _digest(background),
+               "base": base_id, "lora": asdict(lora), "slices": params.slices, "orders": params.orders,
+               "lr": params.lr, "epochs": params.epochs, "batch_size": params.batch_size, "dtype": str(dtype),
+               "seed": ctx.seed}
 
         def fit(wrapped, rows_, description, seed):
-            batches = QABatches([encoded[i] for i in rows_], params.batch_size, tokenizer.pad_token_id, seed=seed)
+            batches = QABatches([encoded[i] for i in rows_] + background, params.batch_size, tokenizer.pad_token_id,
+                                seed=seed)
             steps = ({k: v.to(ctx.device) for k, v in batch.items()} for batch in batches.forever())
             config = TrainConfig(lr=params.lr, epochs=params.epochs, batch_size=params.batch_size,
                                  warmup_fraction=0.05, schedule="cosine")
