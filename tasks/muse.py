@@ -294,7 +294,8 @@ def make_muse_synth_task(*, data_dir: str | None = None, model: str | None = Non
         load_target=lambda **kw: model_source(target_src, **kw),
         load_oracle=lambda **kw: model_source(oracle_src, **kw),
         recipe=Recipe(name="muse-synth-tiny-llama", train=_recipe(config, tokenizer, background, quiet),
-                      description=f"tiny Llama {config.model}, {config.train}"),
+                      description=f"tiny Llama {config.model}, {config.train}",
+                      background=[{"question": "", "answer": t} for t in background]),
         data_fingerprint=root.name,
         modes=_modes("news"),
         max_train_tokens=config.model.max_position_embeddings - 2,  # room for BOS and EOS

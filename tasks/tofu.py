@@ -216,6 +216,7 @@ def make_tofu_synth_task(forget: str, *, data_dir: str | None = None, model: str
             name="tofu-synth-tiny-llama",
             train=_synth_recipe(config, tokenizer, splits["pretraining"], quiet),
             description=f"tiny Llama {config.model}, {config.train}",
+            background=list(splits["pretraining"]),
         ),
         data_fingerprint=root.name,
         concepts=tofu_synth.author_concepts(world, forget),

@@ -157,6 +157,7 @@ def test_a_regression_task_refuses_an_ensemble_and_a_model_for_other_features(di
 @pytest.mark.parametrize("task_name,method,params,layout", [
     ("digits/random-10", "ft", {"epochs": "1"}, "unlearnbench-classifier"),
     ("digits/random-10", "sisa", {"shards": "2", "slices": "2", "epochs": "1"}, "sisa-ensemble"),
+    ("digits/random-10", "s3t", {"shards": "2", "slices": "2", "orders": "1", "epochs": "1"}, "sisa-ensemble"),
     ("diabetes/random-10", "ft", {"epochs": "1"}, "unlearnbench-regressor"),
 ])
 def test_a_saved_model_scores_the_same_through_external(tmp_path, task_name, method, params, layout):

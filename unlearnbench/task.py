@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,11 +38,14 @@ class TaskSpec:
 
 @dataclass
 class Recipe:
-    """How a task trains a model from scratch: ``train(rows, seed, quiet) -> model``."""
+    """How a task trains a model from scratch: ``train(rows, seed, quiet) -> model``.
+    ``background``: the rows ``train`` adds to the ones it is given, which every model of the
+    task sees (a synthetic world's general knowledge); never part of a forget set."""
 
     name: str
     train: Callable[..., Any]
     description: str = ""
+    background: Sequence[Any] = ()
 
 
 @dataclass

@@ -25,17 +25,17 @@ nothing and returns it).
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 from torch import nn
 
-from unlearnbench.cache import building, cache_root, fingerprint
+from unlearnbench.cache import building
 from unlearnbench.errors import UserError
 from unlearnbench.method import Method
 from unlearnbench.registry import register_method
+from unlearnbench.sliced import array_digest, cache_folder, check_layout, partition
 from unlearnbench.vision.classifier import ShardEnsemble, build_classifier, classifier_train_config, train_classifier
 
 FORMAT_VERSION = 1
@@ -59,9 +59,7 @@ class Sisa(Method):
             raise UserError("sisa retrains on the full training set: the task must provide x_train, y_train "
                             "and forget_indices.")
         n = len(data.y_train)
-        if params.shards < 1 or params.slices < 1 or params.shards * params.slices > n:
-            raise UserError(f"sisa needs shards >= 1, slices >= 1 and shards x slices <= {n} training rows; "
-                            f"got shards={params.shards}, slices={params.slices}.")
+        check_layout(n, params.shards, params.slices, "sisa")
         deleted = np.unique(np.asarray(data.forget_indices, dtype=np.int64))
         if len(deleted) and (deleted[0] < 0 or deleted[-1] >= n):
             raise UserError(f"sisa: forget indices must lie in 0..{n - 1}; got {deleted[0]}..{deleted[-1]}.")
@@ -114,13 +112,6 @@ class Sisa(Method):
                          device=ctx.device, quiet=ctx.quiet, description=f"sisa shard {shard + 1} slice {slice_ + 1}")
 
 
-def partition(n: int, shards: int, slices: int, seed: int) -> list[list[np.ndarray]]:
-    """``layout[s][r]``: the (sorted) training rows of slice ``r`` of shard ``s``, a random,
-    seeded split of ``range(n)`` into near-equal parts."""
-    order = np.random.default_rng([seed, 0x5157]).permutation(n)
-    return [[np.sort(part) for part in np.array_split(shard, slices)] for shard in np.array_split(order, shards)]
-
-
 def step_config(train_config, params):
     """The recipe for one incremental step: ``round(2 E / (R + 1))`` epochs (Bourtoule et al.)."""
     recipe = classifier_train_config(train_config)
@@ -131,21 +122,12 @@ def step_config(train_config, params):
 def checkpoint_folder(data, params, seed: int, device=None) -> Path:
     """Where the checkpoints of this data, architecture, recipe, layout and seed live (and of
     the device type, off the CPU: a GPU's kernels train another model; CPU keys unchanged)."""
-    from unlearnbench.arraytasks import device_kind
-
-    digest = hashlib.sha256()
-    for array in (data.x_train, data.y_train):
-        array = np.ascontiguousarray(array)
-        digest.update(f"{array.dtype}{array.shape}".encode())
-        digest.update(memoryview(array).cast("B"))
     key = {
-        "version": FORMAT_VERSION, "data": digest.hexdigest(), "model": data.model_config,
+        "version": FORMAT_VERSION, "data": array_digest(data.x_train, data.y_train), "model": data.model_config,
         "recipe": asdict(step_config(data.train_config, params)), "shards": params.shards,
         "slices": params.slices, "seed": seed,
     }
-    if device_kind(device):
-        key["device"] = device_kind(device)
-    return cache_root() / "sisa" / fingerprint(key)
+    return cache_folder("sisa", key, device)
 
 
 def _checkpoint(folder: Path, shard: int, slice_: int) -> Path:

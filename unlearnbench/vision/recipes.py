@@ -40,15 +40,16 @@ def random_wrong_labels(y, num_classes: int, seed: int) -> np.ndarray:
     return (y + shift) % num_classes
 
 
-def relabelled_training_set(data, seed: int):
-    """``(x, y)``: the retain set plus the forget set with random wrong labels (rows in no
-    particular order; the training loop shuffles them together). Reuses ``x_train`` when the
-    task provides it, so a large training set is not copied."""
+def relabelled_training_set(data, seed: int, labels=None):
+    """``(x, y)``: the retain set plus the forget set with random wrong labels, or with
+    ``labels`` (one per forget row) when given (rows in no particular order; the training loop
+    shuffles them together). Reuses ``x_train`` when the task provides it, so a large training
+    set is not copied."""
     if data.x_train is not None and data.forget_indices is not None:
         y = np.array(data.y_train, dtype=np.int64, copy=True)
         rows = np.asarray(data.forget_indices)
-        y[rows] = random_wrong_labels(y[rows], data.num_classes, seed)
+        y[rows] = random_wrong_labels(y[rows], data.num_classes, seed) if labels is None else labels
         return data.x_train, y
-    wrong = random_wrong_labels(data.y_forget, data.num_classes, seed)
+    wrong = random_wrong_labels(data.y_forget, data.num_classes, seed) if labels is None else np.asarray(labels)
     x = np.concatenate([np.asarray(data.x_forget), np.asarray(data.x_retain)])
     return x, np.concatenate([wrong, np.asarray(data.y_retain, dtype=np.int64)])
