@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from unlearnbench.errors import UserError
 
@@ -48,7 +49,7 @@ class Kind(str, Enum):
 
 def fail(message: str, code: int = 2) -> None:
     """Print an error for people (no traceback) and exit."""
-    _err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    _err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -85,7 +86,7 @@ def _by_lens(rows) -> list:
 def result_table(result) -> Table:
     record = result.record
     mode = "" if record.mode == "standard" else f" · {record.mode} (last step)"
-    table = Table(title=f"{record.task['name']} · {record.method['name']} · seed {record.seed}{mode}")
+    table = Table(title=Text(f"{record.task['name']} · {record.method['name']} · seed {record.seed}{mode}"))
     table.add_column("lens", no_wrap=True, style="dim")
     table.add_column("metric", no_wrap=True)
     for col, justify in ( ("dir", "center"), ("unlearned", "right"), ("original", "right"),
@@ -102,9 +103,9 @@ def result_table(result) -> Table:
                 table.add_section()
             lens = row.lens
         ci = record.ci.get(row.name)
-        table.add_row(row.lens if first else "", f"{row.name}", ARROWS.get(row.direction, row.direction), _fmt(record.metrics[row.name]),
-                      _fmt(original.get(row.name)), _fmt(oracle.get(row.name)),
-                      f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "")
+        table.add_row(*map(Text, (row.lens if first else "", row.name, ARROWS.get(row.direction, row.direction),
+                                  _fmt(record.metrics[row.name]), _fmt(original.get(row.name)), _fmt(oracle.get(row.name)),
+                                  f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "")))
     return table
 
 
@@ -119,7 +120,7 @@ def _table_footer(result) -> str:
     record = result.record
     counts = [f"{row.name} {_count(record.metrics[row.name])}" for row in result.rows
               if row.count and row.name in record.metrics]
-    lines = [f"counts: {', '.join(counts)}"] if counts else []
+    lines = [escape(f"counts: {', '.join(counts)}")] if counts else []
     lines.append(LEGEND)
     line = verdict(record.metrics, record.reference, result.rows)
     if line:
@@ -138,8 +139,8 @@ def steps_table(result) -> Table:
     for name in names:
         table.add_column(name, justify="right")
     for step in record.steps:
-        table.add_row(str(step["step"]), step["forget"], str(step["n_forget"]),
-                      *(_fmt(step["metrics"].get(n)) for n in names))
+        table.add_row(*map(Text, (str(step["step"]), str(step["forget"]), str(step["n_forget"]),
+                                  *(_fmt(step["metrics"].get(n)) for n in names))))
     return table
 
 
@@ -202,12 +203,12 @@ def evaluate(
             out_console.print(result_table(result))
             out_console.print(_table_footer(result), highlight=False)
         if not quiet:
-            _err.print(f"record: {result.run_dir / 'record.json'}", highlight=False)
+            _err.print(escape(f"record: {result.run_dir / 'record.json'}"), highlight=False)
             if result.left_out and lens is None:
                 _err.print(f"left out: the {' and '.join(result.left_out)} lenses (slower); add them with "
                            f"--lens {','.join('+' + n for n in result.left_out)}", highlight=False)
     if record.status != "succeeded":
-        _err.print(f"[bold red]run {record.status}:[/] {record.error}", highlight=False)
+        _err.print(f"[bold red]run {record.status}:[/] {escape(str(record.error))}", highlight=False)
         raise typer.Exit(1)
 
 
@@ -394,7 +395,7 @@ def prepare(
         info = do_prepare(task, data_dir=str(data_dir) if data_dir else None, model=model, oracle=oracle, device=device)
     except UserError as exc:
         fail(str(exc))
-    out_console.print(f"prepared {info['task']} (fingerprint {info['fingerprint']}) in {info['seconds']:.1f} s")
+    out_console.print(escape(f"prepared {info['task']} (fingerprint {info['fingerprint']}) in {info['seconds']:.1f} s"))
 
 
 # ------------------------------------------------------------------ reports and leaderboard
@@ -409,10 +410,10 @@ def _report_beside(result, quiet: bool) -> None:
 
         path = write_report([result.run_dir], result.run_dir / REPORT_FILE)
         if not quiet:
-            _err.print(f"report: {path}", highlight=False)
+            _err.print(escape(f"report: {path}"), highlight=False)
     except Exception as exc:  # the run itself succeeded; its record stands
-        _err.print(f"[yellow]warning:[/] could not write the report ({type(exc).__name__}: {exc}); "
-                   f"try `unlearnbench report {result.run_dir}`.", highlight=False)
+        _err.print("[yellow]warning:[/] " + escape(f"could not write the report ({type(exc).__name__}: {exc}); "
+                                                   f"try `unlearnbench report {result.run_dir}`."), highlight=False)
 
 
 @app.command()
@@ -427,7 +428,7 @@ def report(
         path = write_report(runs, out)
     except UserError as exc:
         fail(str(exc))
-    out_console.print(f"report: {path}", highlight=False)
+    out_console.print(escape(f"report: {path}"), highlight=False)
 
 
 @app.command()
@@ -447,10 +448,11 @@ def submit(
                            data_dir=str(data_dir) if data_dir else None, quiet=False)
     except UserError as exc:
         fail(f"submission refused: {exc}")
-    out_console.print(f"accepted: {stored}", highlight=False)
+    out_console.print(escape(f"accepted: {stored}"), highlight=False)
     if build:
         boards.build(leaderboard)
-        out_console.print(f"{boards.placement(leaderboard, stored.name)}; boards rebuilt in {leaderboard}/", highlight=False)
+        out_console.print(escape(f"{boards.placement(leaderboard, stored.name)}; boards rebuilt in {leaderboard}/"),
+                          highlight=False)
 
 
 leaderboard_app = typer.Typer(help="Render and show the leaderboard built from the submitted runs.", no_args_is_help=True)
@@ -468,12 +470,13 @@ def leaderboard_build(
     if check:
         stale = boards.stale_files(leaderboard)
         if stale:
-            _err.print(f"[bold red]out of date:[/] {', '.join(stale)} in {leaderboard}/; run `unlearnbench leaderboard build`.")
+            _err.print("[bold red]out of date:[/] " + escape(f"{', '.join(stale)} in {leaderboard}/; run `unlearnbench "
+                                                             "leaderboard build`."))
             raise typer.Exit(1)
-        out_console.print(f"{leaderboard}/ is up to date.")
+        out_console.print(escape(f"{leaderboard}/ is up to date."))
         return
     files = boards.build(leaderboard)
-    out_console.print(f"wrote {', '.join(str(leaderboard / name) for name in files)}", highlight=False)
+    out_console.print(escape(f"wrote {', '.join(str(leaderboard / name) for name in files)}"), highlight=False)
 
 
 @leaderboard_app.command("show")
@@ -491,7 +494,7 @@ def leaderboard_show(
         if not shown:
             fail(f"No submissions for task {task!r} in {leaderboard}/. Tasks on the board: {', '.join(known) or '(none)'}.")
     if not shown:
-        out_console.print(f"No submissions in {leaderboard}/ yet; add one with `unlearnbench submit runs/<run_id>`.")
+        out_console.print(escape(f"No submissions in {leaderboard}/ yet; add one with `unlearnbench submit runs/<run_id>`."))
     for board in shown:
         out_console.print(boards.rich_table(board))
 

@@ -42,6 +42,8 @@ MAX_PER_EXAMPLE_BYTES = 512 << 20
 # numbers; the slack only absorbs summation order across numpy builds).
 REL_TOL, ABS_TOL = 1e-9, 1e-12
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=-]{0,199}$")
+# what a registered method's name may look like (the board shows it; it must be a name, not markup)
+METHOD_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
 
 
 class SubmissionError(UserError):
@@ -144,8 +146,9 @@ def check_schema(record: Any) -> None:
         task, method = record["task"], record["method"]
         problems += [f"'task.{k}' is missing or not a string" for k in ("version", "fingerprint")
                      if not isinstance(task.get(k), str)]
-        if not method["name"].isprintable() or len(method["name"]) > 100:
-            problems.append("'method.name' is not a short printable string")
+        if not METHOD_NAME_PATTERN.match(method["name"]):
+            problems.append(f"'method.name' {method['name'][:80]!r} is not a method name (letters, digits and "
+                            ". _ + - only, at most 64 characters)")
         for which in ("original", "oracle"):
             if which not in record["reference"]:
                 problems.append(f"'reference.{which}' (the {which} model's metrics) is missing")
@@ -270,6 +273,17 @@ def check_task(record: dict, task) -> str:
         raise SubmissionError(f"Task {recorded['name']}: the record names suite {recorded['suite']!r} but the task "
                               f"is scored by {task.suite!r}.")
     return task.suite
+
+
+def check_method(record: dict, task) -> None:
+    """The method must be one this unlearnbench registers for the task's kind (a plugin's
+    methods are known once the plugin is installed)."""
+    from unlearnbench import registry
+
+    try:
+        registry.method(record["method"]["name"], task.kind)
+    except UserError as exc:
+        raise SubmissionError(f"The record's method is not one this unlearnbench knows for this task: {exc}") from None
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -402,6 +416,7 @@ def validate(path: Path, *, board: Path = DEFAULT_BOARD, allow_dirty: bool = Fal
     loader = task_loader or registry_task
     task = loader(record["task"]["name"], record["task"].get("options", {}), data_dir, quiet)
     suite = check_task(record, task)
+    check_method(record, task)
     notes = check_recomputed(record, per_example, suite)
     return Submission(record, per_example, digest, suite, notes)
 

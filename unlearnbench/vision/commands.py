@@ -20,6 +20,8 @@ def forgetset(
 ) -> None:
     """Select a forget set (worst-case, proxies, random, class) and write a versioned index file
     for `unlearnbench evaluate --forget-indices FILE`."""
+    from rich.markup import escape
+
     from unlearnbench import registry
     from unlearnbench.cli.app import fail, out_console
     from unlearnbench.errors import UserError
@@ -39,5 +41,5 @@ def forgetset(
         fail(str(exc))
     cost = ", ".join(f"{k} {v}" for k, v in info.items() if k in ("wall_seconds", "outer_steps", "forward_examples",
                                                                       "backward_examples") and v is not None)
-    out_console.print(f"{len(indices)} of {len(loaded.y_train)} training rows ({strategy}) -> {out}"
-                      + (f"  [{cost}]" if cost else ""), highlight=False)
+    out_console.print(escape(f"{len(indices)} of {len(loaded.y_train)} training rows ({strategy}) -> {out}"
+                             + (f"  [{cost}]" if cost else "")), highlight=False)
