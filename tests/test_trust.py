@@ -110,3 +110,311 @@ def test_finding5_a_submitted_method_unknown_to_the_registry_is_refused(runs, ac
     run = copy_run(runs["ga"], tmp_path / "ga", record=lambda r: r["method"].update(name="my-secret-method"))
     message = refused(accept, run)
     assert "not one this unlearnbench knows" in message and "my-secret-method" in message
+
+
+# ------------------------------------------- finding 8: one clear line and exit 2, before any work
+
+
+def _evaluate(tmp_path, *args, task="digits/class-3", method="ga"):
+    """``unlearnbench evaluate`` on a cache that must stay empty (nothing may be built)."""
+    return cli.invoke(app, ["evaluate", "--task", task, "--method", method, "--quiet",
+                            "--out", str(tmp_path / "runs"), *args])
+
+
+def _one_clear_line(result) -> str:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and result.stderr.startswith("error:")
+    return result.stderr
+
+
+BAD_RUN_INPUTS = {
+    "negative lr": (["--param", "lr=-1"], "lr must be a learning rate > 0"),
+    "lr nan": (["--param", "lr=nan"], "expected a finite number"),
+    "lr inf": (["--param", "lr=inf"], "expected a finite number"),
+    "negative epochs": (["--param", "epochs=-3"], "epochs must be a number of epochs >= 0"),
+    "negative seed": (["--seed", "-1"], "a seed is a whole number from 0"),
+    "a cuda device this machine lacks": (["--device", "cuda:99"], "--device cuda:99"),
+}
+
+
+@pytest.mark.parametrize("probe", BAD_RUN_INPUTS)
+def test_finding8_a_bad_run_input_fails_with_one_line_before_any_work(probe, tmp_path, monkeypatch):
+    args, message = BAD_RUN_INPUTS[probe]
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("UNLEARNBENCH_CACHE", str(cache))
+    assert message in _one_clear_line(_evaluate(tmp_path, *args))
+    assert not cache.exists() and not (tmp_path / "runs").exists()  # no world built, no record left
+
+
+def test_finding8_nan_and_inf_would_not_share_a_run_id():
+    from unlearnbench.records import make_run_id
+
+    config = {"task": "t", "method": "m", "seed": 0}
+    ids = {make_run_id(config | {"params": {"lr": value}}) for value in (float("nan"), float("inf"), float("-inf"))}
+    assert len(ids) == 3
+
+
+def test_finding8_an_out_folder_that_is_a_file_or_read_only_fails_before_any_work(tmp_path, monkeypatch):
+    monkeypatch.setenv("UNLEARNBENCH_CACHE", str(tmp_path / "cache"))
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    for out, message in ((a_file, "is a file, not a folder"), (a_file / "runs", "is a file"),
+                         (Path("/proc/unlearnbench-runs"), "is not writable")):
+        result = cli.invoke(app, ["evaluate", "--task", "digits/class-3", "--method", "ga", "--out", str(out)])
+        assert message in _one_clear_line(result)
+    assert not (tmp_path / "cache").exists()
+
+
+def test_finding8_report_and_submit_into_read_only_folders_fail_with_one_line(runs, tmp_path):
+    read_only = "/proc/unlearnbench-board"
+    report = cli.invoke(app, ["report", str(runs["ga"]), "--out", f"{read_only}/report.html"])
+    assert "is not writable" in _one_clear_line(report)
+    submitted = cli.invoke(app, ["submit", str(runs["ga"]), "--leaderboard", read_only])
+    assert "--leaderboard" in _one_clear_line(submitted) and "is not writable" in submitted.stderr
+
+
+def _tofu_data(tiny_task, tmp_path) -> Path:
+    import shutil
+
+    data = tmp_path / "TOFU"
+    shutil.copytree(Path(tiny_task.extra["world_dir"]) / "data", data)
+    return data
+
+
+def test_finding8_a_tofu_answer_that_is_a_number_is_named(tiny_task, tmp_path):
+    data = _tofu_data(tiny_task, tmp_path)
+    path = data / "forget10.json"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows[2]["answer"] = 1984
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    result = _evaluate(tmp_path, "--data-dir", str(data), task="tofu/forget10", method="ga")
+    stderr = _one_clear_line(result)
+    assert "forget10.json: row 2" in stderr and "'answer'" in stderr and "must be text" in stderr
+
+
+def test_finding8_a_split_file_that_is_not_utf8_is_named(tiny_task, tmp_path):
+    data = _tofu_data(tiny_task, tmp_path)
+    path = data / "retain90.json"
+    path.write_bytes(path.read_bytes().replace(b"e", b"\xe9", 1))
+    stderr = _one_clear_line(_evaluate(tmp_path, "--data-dir", str(data), task="tofu/forget10"))
+    assert "retain90.json: not UTF-8 text" in stderr
+
+
+def test_finding8_a_header_only_csv_is_refused_naming_the_rows(tmp_path, monkeypatch):
+    monkeypatch.setenv("UNLEARNBENCH_CACHE", str(tmp_path / "cache"))
+    table = tmp_path / "t.csv"
+    table.write_text("a,b,y\n")
+    result = _evaluate(tmp_path, "--data-file", str(table), "--target", "y", task="tabular-regression", method="ft")
+    assert "has 0 row(s)" in _one_clear_line(result)
+
+
+def test_finding8_a_forget_index_too_large_for_int64_is_out_of_range(tmp_path, monkeypatch):
+    monkeypatch.setenv("UNLEARNBENCH_CACHE", str(tmp_path / "cache"))
+    index = tmp_path / "forget.json"
+    index.write_text(json.dumps({"version": 1, "task": "digits/class-3", "indices": [1, 2**63]}))
+    result = _evaluate(tmp_path, "--forget-indices", str(index), method="original")
+    assert f"out of range: {2**63}" in _one_clear_line(result)
+
+
+# ------------------------------------------------------------------ finding 9: the smaller ones
+
+
+def test_finding9_a_per_example_file_too_costly_to_parse_is_refused_before_parsing(runs, accept, tmp_path, monkeypatch):
+    from unlearnbench.leaderboard import submissions
+    from unlearnbench.records import PER_EXAMPLE_FILE
+
+    run = copy_run(runs["ga"], tmp_path / "ga")
+    raw = (run / PER_EXAMPLE_FILE).read_bytes()
+    monkeypatch.setattr(submissions, "MAX_PARSE_BYTES", submissions.parse_cost(raw) - 1)
+    assert "of memory to parse" in refused(accept, run)
+
+
+def test_finding9_parse_cost_grows_with_the_objects_a_file_holds_not_only_its_bytes():
+    from unlearnbench.leaderboard.submissions import parse_cost
+
+    floats = b"[" + b"0.123456789012," * 1000 + b"0]"
+    objects = b"[" + b"{}," * (len(floats) // 3) + b"{}]"
+    assert parse_cost(objects) > 5 * parse_cost(floats) and abs(len(objects) - len(floats)) < 10
+
+
+def test_finding9_a_forget_index_file_of_another_task_is_refused(tmp_path, monkeypatch):
+    from unlearnbench.vision.classifier import write_forget_indices
+
+    monkeypatch.setenv("UNLEARNBENCH_CACHE", str(tmp_path / "cache"))
+    index = write_forget_indices(tmp_path / "f.json", [1, 2, 3], task="diabetes/random-10", strategy="manual", size=3)
+    result = _evaluate(tmp_path, "--forget-indices", str(index), method="original")
+    assert "was made for 'diabetes/random-10'" in _one_clear_line(result)
+
+
+def test_finding9_a_forget_index_file_of_other_data_is_refused(tmp_path):
+    from unlearnbench.errors import DataError
+    from unlearnbench.tasks.digits import make_digits_task
+    from unlearnbench.vision.classifier import write_forget_indices
+
+    index = write_forget_indices(tmp_path / "f.json", [1, 2, 3], task="digits/random-1", strategy="manual", size=3,
+                                 data="0" * 16)
+    with pytest.raises(DataError, match="on other data"):
+        make_digits_task("random-1", forget_indices=str(index), quiet=True)
+
+
+def test_finding9_a_run_records_the_forget_indices_not_the_file_s_path(tmp_path):
+    from unlearnbench.runner import RunSpec, plan
+    from unlearnbench.vision.classifier import write_forget_indices
+
+    ids = []
+    for name in ("a.json", "b.json"):  # the same indices in two files: the same run
+        index = write_forget_indices(tmp_path / name, [5, 1, 3], task="digits/random-1", strategy="manual", size=3)
+        p = plan(RunSpec(task="digits/random-1", method="original", options={"forget_indices": str(index)}))
+        assert str(tmp_path) not in json.dumps(p.config)
+        ids.append(p.config)
+    assert ids[0] == ids[1]
+
+
+def test_finding9_a_constant_regression_target_is_refused(tmp_path):
+    from unlearnbench.errors import DataError
+    from unlearnbench.tasks.tabular import tabular_arrays
+
+    table = tmp_path / "t.csv"
+    table.write_text("a,y\n" + "".join(f"{i},7\n" for i in range(30)))
+    with pytest.raises(DataError, match="same value \\(7\\) in every row"):
+        tabular_arrays(table, "y")
+
+
+def test_finding9_an_unreachable_hub_is_asked_from_the_local_cache_only(monkeypatch):
+    import socket
+
+    import huggingface_hub
+
+    from unlearnbench import task as task_module
+    from unlearnbench.errors import DataError
+
+    asked = {}
+
+    def no_network(*args, **kwargs):
+        raise socket.timeout("timed out")
+
+    def snapshot_download(repo_id, **kwargs):
+        asked.update(kwargs)
+        raise huggingface_hub.errors.LocalEntryNotFoundError("not cached")
+
+    task_module.hub_unreachable.cache_clear()
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", snapshot_download)
+    try:
+        with pytest.raises(DataError, match="Could not fetch dataset"):
+            task_module.hub_snapshot("locuslab/TOFU", ["*.json"], offline_variant="tofu-synth/...")
+    finally:
+        task_module.hub_unreachable.cache_clear()
+    assert asked["local_files_only"] is True  # no round of network retries
+
+
+def test_finding9_a_sigterm_is_recorded_as_a_sigterm(run_tiny, monkeypatch, tmp_path):
+    from unlearnbench.errors import Terminated
+    from unlearnbench.methods.lm.ga import GradientAscent
+
+    def terminated(*args, **kwargs):
+        raise Terminated("SIGTERM")
+
+    monkeypatch.setattr(GradientAscent, "unlearn", terminated)
+    with pytest.raises(Terminated):
+        run_tiny("ga", out=tmp_path / "runs")
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    saved = json.loads((run_dir / RECORD_FILE).read_text())
+    assert saved["status"] == "interrupted" and "SIGTERM" in saved["error"] and "Ctrl-C" not in saved["error"]
+    assert "process" not in saved["provenance"]
+
+
+def test_finding9_the_cli_turns_sigterm_into_terminated():
+    import signal
+
+    from unlearnbench.cli.app import _terminate
+    from unlearnbench.errors import Terminated
+
+    with pytest.raises(Terminated) as caught:
+        _terminate(signal.SIGTERM, None)
+    assert caught.value.signal_name == "SIGTERM" and isinstance(caught.value, KeyboardInterrupt)
+
+
+def _left_running(run_tiny, tmp_path, pid: int) -> Path:
+    """A run whose record says 'running' by process ``pid`` on this host (as a SIGKILL leaves it)."""
+    from unlearnbench.records import this_process
+
+    result = run_tiny("original", out=tmp_path / "runs")
+    record = json.loads((result.run_dir / RECORD_FILE).read_text())
+    record["status"] = "running"
+    record["provenance"]["process"] = this_process() | {"pid": pid}
+    (result.run_dir / RECORD_FILE).write_text(json.dumps(record))
+    return result.run_dir
+
+
+def test_finding9_a_record_left_running_by_a_killed_process_is_reported_and_replaced(run_tiny, tmp_path, capsys):
+    import subprocess
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    run_dir = _left_running(run_tiny, tmp_path, gone.pid)
+    result = run_tiny("original", out=tmp_path / "runs", quiet=False)
+    assert result.record.status == "succeeded" and result.run_dir == run_dir
+    assert f"left 'running' by process {gone.pid}" in capsys.readouterr().err
+
+
+def test_finding9_a_record_running_in_a_live_process_is_not_run_over(run_tiny, tmp_path):
+    import subprocess
+
+    from unlearnbench.errors import UserError
+
+    alive = subprocess.Popen(["sleep", "60"])
+    try:
+        run_dir = _left_running(run_tiny, tmp_path, alive.pid)
+        with pytest.raises(UserError, match=f"already running \\(process {alive.pid}"):
+            run_tiny("original", out=tmp_path / "runs")
+        assert json.loads((run_dir / RECORD_FILE).read_text())["status"] == "running"
+    finally:
+        alive.kill()
+        alive.wait()
+
+
+# ------------------------------------------------- finding 3: reruns never destroy a succeeded run
+
+
+def _files(run_dir: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+
+
+@pytest.mark.parametrize("fault", ["diverged", "interrupted", "terminated"])
+def test_finding3_a_rerun_that_fails_leaves_the_succeeded_run_as_it_was(fault, run_tiny, monkeypatch, tmp_path):
+    from unlearnbench.errors import Terminated, TrainingDivergedError
+    from unlearnbench.methods.lm.ga import GradientAscent
+    from unlearnbench.runner import ATTEMPTS_DIR
+
+    first = run_tiny("ga", params={"epochs": "1"}, out=tmp_path / "runs")
+    before = _files(first.run_dir)
+    error = {"diverged": TrainingDivergedError("ga", 3, float("nan")), "interrupted": KeyboardInterrupt(),
+             "terminated": Terminated("SIGTERM")}[fault]
+
+    def fails(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(GradientAscent, "unlearn", fails)
+    if fault == "diverged":
+        again = run_tiny("ga", params={"epochs": "1"}, out=tmp_path / "runs")
+        assert again.record.status == "failed" and again.kept == first.run_dir
+    else:
+        with pytest.raises(KeyboardInterrupt):
+            run_tiny("ga", params={"epochs": "1"}, out=tmp_path / "runs")
+    assert _files(first.run_dir) == before  # record, per-example scores and log untouched
+    assert json.loads(before[RECORD_FILE])["status"] == "succeeded"
+    (attempt,) = (tmp_path / "runs" / ATTEMPTS_DIR / first.run_dir.name).iterdir()
+    assert json.loads((attempt / RECORD_FILE).read_text())["status"] in ("failed", "interrupted")
+
+
+def test_finding3_a_rerun_that_succeeds_replaces_the_run_and_leaves_no_attempt(run_tiny, tmp_path):
+    from unlearnbench.runner import ATTEMPTS_DIR
+
+    first = run_tiny("original", out=tmp_path / "runs")
+    again = run_tiny("original", out=tmp_path / "runs")
+    assert again.run_dir == first.run_dir and again.record.status == "succeeded"
+    assert not (tmp_path / "runs" / ATTEMPTS_DIR).exists()
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [first.run_dir.name]

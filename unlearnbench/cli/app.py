@@ -8,6 +8,7 @@ against the task before any model is loaded."""
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from enum import Enum
 from pathlib import Path
@@ -19,7 +20,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from unlearnbench.errors import UserError
+from unlearnbench.errors import Terminated, UserError
 
 app = typer.Typer(
     name="unlearnbench",
@@ -189,8 +190,13 @@ def evaluate(
         result = run(spec)
     except UserError as exc:
         fail(str(exc))
+    except Terminated as exc:
+        _err.print(f"[yellow]terminated[/] by {exc.signal_name}: the record is marked 'interrupted' (a run of the "
+                   "same id that had succeeded is kept as it was).")
+        raise typer.Exit(128 + getattr(signal, exc.signal_name, signal.SIGTERM))
     except KeyboardInterrupt:
-        _err.print("[yellow]interrupted[/]: the record is marked 'interrupted'.")
+        _err.print("[yellow]interrupted[/]: the record is marked 'interrupted' (a run of the same id that had "
+                   "succeeded is kept as it was).")
         raise typer.Exit(130)
     record = result.record
     _report_beside(result, quiet)
@@ -209,6 +215,9 @@ def evaluate(
                            f"--lens {','.join('+' + n for n in result.left_out)}", highlight=False)
     if record.status != "succeeded":
         _err.print(f"[bold red]run {record.status}:[/] {escape(str(record.error))}", highlight=False)
+        if result.kept is not None:
+            _err.print(escape(f"the run of this id that succeeded before is kept in {result.kept}; this attempt's "
+                              f"record: {result.run_dir / 'record.json'}"), highlight=False)
         raise typer.Exit(1)
 
 
@@ -422,12 +431,18 @@ def report(
     out: Annotated[Path, typer.Option(help="The HTML file to write.")] = Path("report.html"),
 ) -> None:
     """Write one self-contained HTML page with the metric tables and plots of one or more runs."""
+    from unlearnbench.records import check_writable_folder
     from unlearnbench.report.runs import write_report
 
     try:
+        if out.is_dir():
+            raise UserError(f"--out {str(out)!r} is a folder; pass the HTML file to write (e.g. {out / 'report.html'}).")
+        check_writable_folder(out.parent, "--out's folder")
         path = write_report(runs, out)
     except UserError as exc:
         fail(str(exc))
+    except OSError as exc:
+        fail(f"could not write {out}: {exc.strerror or exc}.")
     out_console.print(escape(f"report: {path}"), highlight=False)
 
 
@@ -443,11 +458,19 @@ def submit(
     from unlearnbench.leaderboard import boards
     from unlearnbench.leaderboard.submissions import submit as do_submit
 
+    from unlearnbench.records import check_writable_folder
+
+    try:
+        check_writable_folder(leaderboard, "--leaderboard")  # before any check: they may take minutes
+    except UserError as exc:
+        fail(str(exc))
     try:
         stored = do_submit(run, board=leaderboard, allow_dirty=allow_dirty,
                            data_dir=str(data_dir) if data_dir else None, quiet=False)
     except UserError as exc:
         fail(f"submission refused: {exc}")
+    except OSError as exc:
+        fail(f"could not store the run in {leaderboard}: {exc.strerror or exc}.")
     out_console.print(escape(f"accepted: {stored}"), highlight=False)
     if build:
         boards.build(leaderboard)
@@ -500,9 +523,10 @@ def leaderboard_show(
 
 
 def _terminate(signum, frame) -> None:
-    # `kill`, a job scheduler's time limit or a closed terminal: treated like Ctrl-C, so the
-    # run's record is rewritten as 'interrupted' instead of being left at 'running'.
-    raise KeyboardInterrupt
+    # `kill`, a job scheduler's time limit or a closed terminal: handled like Ctrl-C, so the
+    # run's record is rewritten as 'interrupted' instead of being left at 'running', and
+    # recorded as the signal it was
+    raise Terminated(signal.Signals(signum).name)
 
 
 def _family_commands() -> None:
@@ -522,8 +546,6 @@ _family_commands()
 
 
 def main() -> None:
-    import signal
-
     for name in ("SIGTERM", "SIGHUP"):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), _terminate)

@@ -38,6 +38,11 @@ DEFAULT_BOARD = Path("leaderboards")
 SUBMISSION_FILE = "submission.json"
 MAX_RECORD_BYTES = 16 << 20
 MAX_PER_EXAMPLE_BYTES = 512 << 20
+# What parsing one file may cost in memory at most, estimated from its bytes before parsing
+# (see :func:`parse_cost`): a file of small objects ("[{},{},...]") costs 30 times its size
+# as Python objects, one of floats 3 times, so the byte limit alone bounds nothing.
+MAX_PARSE_BYTES = 1 << 30
+_VALUE_BYTES, _CONTAINER_BYTES = 64, 120  # a parsed value (object + list slot), an empty dict or list
 # Recomputed numbers must agree to this relative tolerance (the same code on the same
 # numbers; the slack only absorbs summation order across numpy builds).
 REL_TOL, ABS_TOL = 1e-9, 1e-12
@@ -72,12 +77,27 @@ def read_json(path: Path, limit: int, what: str) -> Any:
     size = path.stat().st_size
     if size > limit:
         raise SubmissionError(f"The {what} {path} is {size} bytes, over the limit of {limit} bytes.")
+    raw = path.read_bytes()
+    cost = parse_cost(raw)
+    if cost > MAX_PARSE_BYTES:
+        raise SubmissionError(f"The {what} {path} would take about {cost >> 20} MB of memory to parse (it holds "
+                              f"{raw.count(b',') + 1} values or more), over the limit of {MAX_PARSE_BYTES >> 20} MB; "
+                              "per-example scores are lists of numbers, a few bytes of memory per byte of JSON.")
     try:
-        return json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constants)
+        return json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SubmissionError(f"The {what} {path} is not valid JSON ({exc}).") from None
     except RecursionError:
         raise SubmissionError(f"The {what} {path} is nested too deeply to be a record.") from None
+
+
+def parse_cost(raw: bytes) -> int:
+    """An upper estimate of the memory ``json.loads`` takes for ``raw``: the bytes and their
+    decoded text, plus every value (at most one per comma, and one) and every object or array
+    as Python objects. Counted on the bytes, in C (``bytes.count``): no parsing."""
+    values = raw.count(b",") + 1
+    containers = raw.count(b"{") + raw.count(b"[")
+    return 2 * len(raw) + _VALUE_BYTES * values + _CONTAINER_BYTES * containers
 
 
 def _no_constants(name: str):

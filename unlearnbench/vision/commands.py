@@ -36,7 +36,8 @@ def forgetset(
         target = loaded.load_target()
         indices, info = forgetsets.select(strategy, model=target.model, x=loaded.x_train, y=loaded.y_train,
                                           size_fraction=size / 100.0, seed=seed, forget_class=forget_class, quiet=quiet)
-        write_forget_indices(out, indices, task=task, strategy=strategy, size=size, cost_s=info.get("wall_seconds"))
+        write_forget_indices(out, indices, task=task, strategy=strategy, size=size, cost_s=info.get("wall_seconds"),
+                             data=loaded.extra.get("data"))
     except UserError as exc:
         fail(str(exc))
     cost = ", ".join(f"{k} {v}" for k, v in info.items() if k in ("wall_seconds", "outer_steps", "forward_examples",
