@@ -418,3 +418,105 @@ def test_finding3_a_rerun_that_succeeds_replaces_the_run_and_leaves_no_attempt(r
     assert again.run_dir == first.run_dir and again.record.status == "succeeded"
     assert not (tmp_path / "runs" / ATTEMPTS_DIR).exists()
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [first.run_dir.name]
+
+
+# ------------------------------------------------------- finding 2: a submission is data only
+
+
+def _as_task(name: str, options: dict):
+    """A record edit: the run claims another task and its options (id kept consistent)."""
+    def edit(record):
+        digest = record["provenance"]["config_hash"]
+        record["task"].update(name=name, options=options)
+        record["run_id"] = f"{name.replace('/', '-')}__{record['method']['name']}__s{record['seed']}__{digest[:10]}"
+        record["provenance"].pop("config")
+    return edit
+
+
+@pytest.fixture
+def guarded_open(monkeypatch):
+    """Fails the test when anything opens one of the paths added to the returned set."""
+    import builtins
+    import os
+
+    guarded: set[str] = set()
+    real_open, real_os_open = builtins.open, os.open
+
+    def check(path):
+        if str(path) in guarded:
+            pytest.fail(f"{path} was opened")
+
+    monkeypatch.setattr(builtins, "open", lambda file, *a, **k: (check(file), real_open(file, *a, **k))[1])
+    monkeypatch.setattr(os, "open", lambda path, *a, **k: (check(path), real_os_open(path, *a, **k))[1])
+    return guarded
+
+
+def test_finding2_a_file_named_by_a_submission_is_never_opened_nor_echoed(runs, tmp_path, guarded_open):
+    secret = tmp_path / "secret.csv"
+    secret.write_text("secret_column,other\n" + "".join(f"{i},hunter2\n" for i in range(30)))
+    guarded_open.add(str(secret))
+    run = copy_run(runs["ga"], tmp_path / "ga", record=_as_task(
+        "tabular-regression", {"forget": "random-10", "data_file": str(secret), "target": "secret_column"}))
+    with pytest.raises(SubmissionError) as caught:
+        submit(run, board=tmp_path / "board")  # the registry's own loader: what a real board runs
+    message = str(caught.value)
+    assert "never opens a file a submission names" in message and "data_file" in message
+    assert "secret_column" not in message and "hunter2" not in message
+
+
+def test_finding2_forget_indices_given_as_a_path_are_refused_unopened(runs, tmp_path, guarded_open):
+    guarded_open.add("/etc/passwd")
+    run = copy_run(runs["ga"], tmp_path / "ga", record=_as_task(
+        "digits/class-3", {"forget": "class-3", "forget_indices": "/etc/passwd"}))
+    with pytest.raises(SubmissionError, match="never as the path of a file"):
+        submit(run, board=tmp_path / "board")
+
+
+def test_finding2_only_declared_portable_options_reach_the_task():
+    from unlearnbench.leaderboard.submissions import portable_options
+
+    assert list(portable_options("digits/class-3")) == ["forget_indices"]
+    assert list(portable_options("tabular-regression")) == ["forget_indices"]  # not data_file, target
+    assert portable_options("tofu-synth/forget10") == {}
+
+
+@pytest.mark.parametrize("where", ["top", "task", "provenance", "distribution"])
+def test_finding2_a_field_the_schema_does_not_declare_is_refused(where, runs, accept, tmp_path):
+    def add(record):
+        target = {"top": record, "task": record["task"], "provenance": record["provenance"],
+                  "distribution": record["provenance"].setdefault(
+                      "distribution", {"name": "unlearnbench", "version": "0", "files_sha256": "0" * 64})}[where]
+        target["payload"] = "<script>alert(1)</script>"
+
+    message = refused(accept, copy_run(runs["ga"], tmp_path / "ga", record=add))
+    assert "payload' is not a field of the RunRecord schema" in message
+
+
+def test_finding2_params_that_are_not_the_method_s_are_refused(runs, accept, tmp_path):
+    def edit(record):
+        record["method"]["params"]["evil"] = "<b>x</b>"
+        record["provenance"].pop("config")
+    assert "method.params are not ga's" in refused(accept, copy_run(runs["ga"], tmp_path / "ga", record=edit))
+
+
+def test_finding2_a_free_form_section_is_bounded(runs, accept, tmp_path):
+    edit = lambda r: r["method"].setdefault("info", {}).update(blob="x" * (100 << 10))  # noqa: E731
+    assert "'method.info' is over 64 KB" in refused(accept, copy_run(runs["ga"], tmp_path / "ga", record=edit))
+
+
+# ------------------------------------------ finding 1 (identity): run id, config hash and config
+
+
+def test_finding1_a_record_edited_after_the_run_disagrees_with_its_config(runs, accept, tmp_path):
+    run = copy_run(runs["ga"], tmp_path / "ga", record=lambda r: r["method"]["params"].update(lr=0.5))
+    assert "params differ(s) from its config" in refused(accept, run)
+
+
+def test_finding1_a_config_that_does_not_hash_to_the_config_hash_is_refused(runs, accept, tmp_path):
+    run = copy_run(runs["ga"], tmp_path / "ga", record=lambda r: r["provenance"]["config"].update(seed=1))
+    assert "does not hash to its config_hash" in refused(accept, run)
+
+
+def test_finding1_a_run_id_that_is_not_made_from_the_config_hash_is_refused(runs, accept, tmp_path):
+    run = copy_run(runs["ga"], tmp_path / "ga", record=lambda r: r.update(run_id=r["run_id"][:-1] + "0"))
+    assert "is not the id of this task, method, seed and config hash" in refused(accept, run)

@@ -221,8 +221,13 @@ class Provenance(Section):
     git_dirty: Optional[bool] = None
     distribution: Optional[Distribution] = None
     config_hash: Optional[str] = None
+    config: Optional[dict[str, Any]] = Field(default=None, description="What defines the run (task, method, params, "
+                                                                       "seed, ...): the run id is made from its hash "
+                                                                       "(config_hash).")
     device: Optional[str] = None
     date: Optional[str] = None
+    lenses: Optional[dict[str, Any]] = Field(default=None, description="What the model lenses add (lm-eval's "
+                                                                       "version and task versions).")
     process: Optional[dict[str, Any]] = Field(default=None, description="While the run is running: the host and "
                                                                         "process id running it (a record left "
                                                                         "'running' by a killed process is told "
@@ -509,6 +514,7 @@ def provenance(config: dict[str, Any], device: str) -> dict[str, Any]:
         "platform": platform.platform(),
         **harness_state(),
         "config_hash": config_hash(config),
+        "config": _json_safe(config),
         "device": device,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
