@@ -83,7 +83,7 @@ def load_muse_folder(root: Path, corpus: str, layout: str) -> dict[str, dict]:
     for subset, splits in schema.items():
         folder = root / subset
         resolved = {_pick_split(folder, names): fields for names, fields in splits.items()}
-        loaded = load_splits(folder, resolved, layout_name=f"{layout} '{subset}' subset")
+        loaded = load_splits(folder, resolved, layout_name=f"{layout} '{subset}' subset", text=True)
         # the first alternative's name is the canonical one (retain_qa, retain_qa_icl)
         out[subset] = {(names if isinstance(names, str) else names[0]): loaded[_pick_split(folder, names)]
                        for names in splits}

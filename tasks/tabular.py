@@ -10,7 +10,7 @@ bounds), or a forget-index file (``forget_indices=PATH``) that replaces it.
 The table is read as it is; what it must hold is checked up front, and each problem is a
 :class:`~unlearnbench.errors.DataError` that names the column or value:
 
-* the target column must exist and be numeric (finite, no missing values);
+* the target column must exist and be numeric (finite, no missing values), not the same in every row;
 * numeric and boolean feature columns are used as they are (booleans as 0/1);
 * text (or categorical) feature columns are **one-hot encoded**, one 0/1 feature
   ``column=value`` per distinct value, when they have at most 20 distinct values; a text
@@ -185,11 +185,14 @@ def tabular_arrays(data_file, target: str) -> tuple[RegressionArrays, dict]:
 
     frame, content = read_table(data_file)
     where = f"Data file {str(Path(data_file).expanduser())!r}"
-    y = _target_values(frame, target, where)
-    features, names, encoded = _feature_matrix(frame, target, where)
-    if len(frame) < MIN_ROWS:
+    if len(frame) < MIN_ROWS:  # first: a header-only file has no values to check
         raise DataError(f"{where} has {len(frame)} row(s); tabular-regression needs at least {MIN_ROWS} "
                         "(80% to train the models, 20% to test them).")
+    y = _target_values(frame, target, where)
+    if np.ptp(y) == 0:
+        raise DataError(f"Target column {target!r} holds the same value ({y[0]:g}) in every row: there is nothing "
+                        "to predict, and every model would score the same. Pick another column with --target.")
+    features, names, encoded = _feature_matrix(frame, target, where)
     train, test = train_test_split(np.arange(len(y)), test_size=TEST_FRACTION, random_state=SPLIT_SEED)
     train, test = np.sort(train), np.sort(test)
     mean, std = features[train].mean(0), features[train].std(0)

@@ -72,7 +72,7 @@ def make_tofu_task(forget: str, *, data_dir: str | None = None, model: str | Non
         folder = hub_snapshot(HUB_DATASET, [f"{s}.json" for s in schema], offline_variant="tofu-synth/...")
     else:
         folder = Path(data_dir)
-    splits = load_splits(folder, schema, layout_name="TOFU")
+    splits = load_splits(folder, schema, layout_name="TOFU", text=True)
     target_src = model or f"hub:{HUB_TARGET}"
     oracle_src = oracle or f"hub:{HUB_ORACLE.format(retain=FORGET_SPLITS[forget])}"
     spec = TaskSpec(f"tofu/{forget}", "tofu", FAMILY_VERSION, (("forget_split", forget),))
@@ -158,7 +158,7 @@ def ensure_synth_world(config: SynthConfig, forget: str, *, quiet: bool = False)
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(tok_dir)
-        rows = load_splits(data, {split: QA, "pretraining": QA}, layout_name="TOFU")
+        rows = load_splits(data, {split: QA, "pretraining": QA}, layout_name="TOFU", text=True)
         train = _synth_recipe(config, tokenizer, rows["pretraining"], quiet)
         model = train(rows[split], seed, description=f"training {role} (tofu-synth)")
         with building(out) as tmp:
@@ -195,7 +195,7 @@ def make_tofu_synth_task(forget: str, *, data_dir: str | None = None, model: str
         raise DataError("tofu-synth builds its own data; --data-dir is for the real task (tofu/...).")
     root = ensure_synth_world(config, forget, quiet=quiet)
     schema = tofu_schema(forget) | {"pretraining": QA}
-    splits = load_splits(root / "data", schema, layout_name="TOFU")
+    splits = load_splits(root / "data", schema, layout_name="TOFU", text=True)
     target_src = model or str(root / "target")
     oracle_src = oracle or str(root / f"oracle-{forget}")
     from transformers import AutoTokenizer

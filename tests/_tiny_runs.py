@@ -33,7 +33,7 @@ def tiny_loader(tiny_synth):
     from unlearnbench.leaderboard.submissions import registry_task
 
     def load(name, options, data_dir=None, quiet=True):
-        return registry_task(name, {**options, "synth": tiny_synth}, data_dir, quiet)
+        return registry_task(name, options, data_dir, quiet, trusted={"synth": tiny_synth})
 
     return load
 

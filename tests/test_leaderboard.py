@@ -180,7 +180,7 @@ def test_a_run_already_on_the_board_is_refused(runs, accept, tmp_path):
 def test_a_renamed_copy_of_a_run_on_the_board_is_refused(runs, accept, tmp_path):
     accept(copy_run(runs["ga"], tmp_path / "ga"))
     renamed = copy_run(runs["ga"], tmp_path / "renamed", record=lambda r: r.update(run_id="my-own-name"))
-    assert "duplicates" in refused(accept, renamed)
+    assert "run_id 'my-own-name' is not the id of this task, method, seed and config hash" in refused(accept, renamed)
 
 
 def test_a_run_id_with_path_traversal_is_refused(runs, accept, tmp_path):

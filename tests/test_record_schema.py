@@ -224,7 +224,9 @@ def test_in_a_checkout_provenance_names_the_git_revision():
     assert installed_distribution() is None  # the tests run from the checkout (an editable install)
     prov = provenance({"task": "t"}, "cpu")
     assert "distribution" not in prov and "git_sha" in prov and "git_dirty" in prov
-    assert list(prov) == ["packages", "python", "platform", "git_sha", "git_dirty", "config_hash", "device", "date"]
+    assert list(prov) == ["packages", "python", "platform", "git_sha", "git_dirty", "config_hash", "config", "device",
+                          "date"]
+    assert prov["config"] == {"task": "t"}
 
 
 def _record_line(root: Path, relative: str) -> str:

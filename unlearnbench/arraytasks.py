@@ -49,12 +49,15 @@ def indices_hash(indices) -> str:
 
 
 def task_spec(name: str, family: str, version: str, variant: str, options: Sequence[tuple[str, Any]],
-              forget_indices: str | None):
+              forget_indices=None):
+    """The spec of an array task; ``forget_indices`` (the indices of a ``--forget-indices`` file,
+    sorted) are kept as they are, not the file's path: the run names what it forgot, and a
+    record re-creates the task on any machine."""
     from unlearnbench.task import TaskSpec
 
     options = [("forget", variant), *options]
     if forget_indices is not None:
-        options.append(("forget_indices", str(Path(forget_indices).expanduser().resolve())))
+        options.append(("forget_indices", [int(i) for i in np.asarray(forget_indices).ravel()]))
     return TaskSpec(name, family, version, tuple(options))
 
 
@@ -447,11 +450,19 @@ def describe_arrays(task) -> dict[str, Any]:
             "features": list(np.asarray(task.x_train).shape[1:])}
 
 
+def _index_file(path: str) -> dict:
+    from unlearnbench.vision.classifier import read_index_file
+
+    return read_index_file(path)
+
+
 def forget_indices_option():
-    """``--forget-indices FILE``, which every classifier and regression task takes."""
+    """``--forget-indices FILE``, which every classifier and regression task takes: the file is
+    read when the run is planned (a missing or malformed file fails before any work) and its
+    content, not its path, goes to the task and into the run id."""
     from unlearnbench.family import Option
 
-    return Option("forget_indices", FORGET_INDICES_HELP)
+    return Option("forget_indices", FORGET_INDICES_HELP, type=_index_file, portable=True)
 
 
 # ----------------------------------------------------------- the early stop of gradient ascent

@@ -16,7 +16,10 @@ def _read_rows(path: Path) -> list[dict]:
         import pandas as pd
 
         return pd.read_parquet(path).to_dict("records")
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not UTF-8 text (byte {exc.start} cannot be decoded). Save the file as UTF-8.") from None
     stripped = text.lstrip()
     try:
         if stripped.startswith("["):
@@ -28,6 +31,16 @@ def _read_rows(path: Path) -> list[dict]:
     if not all(isinstance(r, dict) for r in rows):
         raise DataError(f"{path}: every row must be a JSON object with named fields.")
     return rows
+
+
+def _is_text(value) -> bool:
+    """A field the tasks read as text: a string, or a list of strings (TOFU's perturbed answers;
+    parquet gives arrays for them)."""
+    if isinstance(value, str):
+        return True
+    if hasattr(value, "tolist") and not isinstance(value, (bytes, bytearray)):
+        value = value.tolist()
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
 
 
 def split_files(folder: Path, split: str) -> list[Path]:
@@ -55,8 +68,9 @@ def split_digests(folder: Path, split: str) -> list[str]:
     return [file_sha256(f) for f in sorted(split_files(folder, split))]
 
 
-def load_splits(folder: Path, schema: Mapping[str, Sequence[str]], *, layout_name: str) -> dict:
-    """Load and validate every split of ``schema`` (split -> required fields) from ``folder``."""
+def load_splits(folder: Path, schema: Mapping[str, Sequence[str]], *, layout_name: str, text: bool = False) -> dict:
+    """Load and validate every split of ``schema`` (split -> required fields) from ``folder``;
+    with ``text``, every required field must be text (a string, or a list of strings)."""
     from datasets import Dataset
 
     folder = Path(folder).expanduser()
@@ -82,6 +96,10 @@ def load_splits(folder: Path, schema: Mapping[str, Sequence[str]], *, layout_nam
                     f"{path}: row {i} of split {split!r} lacks field(s) {', '.join(absent)} "
                     f"(has: {', '.join(row)}). Every row needs: {', '.join(fields)}."
                 )
+            for f in fields if text else ():
+                if not _is_text(row[f]):
+                    raise DataError(f"{path}: row {i} of split {split!r} has a {type(row[f]).__name__} in field "
+                                    f"{f!r}; it must be text (or a list of texts), e.g. write 1984 as \"1984\".")
         out[split] = Dataset.from_list(rows)
     return out
 

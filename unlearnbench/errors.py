@@ -46,3 +46,13 @@ class TrainingDivergedError(RuntimeError):
             f"{where}: loss became {value} at step {step}. Training diverged; "
             "lower the learning rate (--param lr=...) or the number of epochs and run again."
         )
+
+
+class Terminated(KeyboardInterrupt):
+    """The process was asked to stop by a signal (``kill``: SIGTERM, a closed terminal: SIGHUP,
+    a scheduler's time limit): handled like Ctrl-C, so the run's record is rewritten as
+    interrupted, but recorded as what it was."""
+
+    def __init__(self, signal_name: str):
+        self.signal_name = signal_name
+        super().__init__(signal_name)

@@ -33,7 +33,10 @@ class Option:
     ``task``: passed to the task's factory (and part of the run id); otherwise read by the
     family or a lens at run time. ``tasks``: the task names it is for (empty: every task of
     the family). ``choices``: the values it takes (empty: any). ``in_run_id``: a run option
-    whose non-default value changes the run id (what it scores depends on it)."""
+    whose non-default value changes the run id (what it scores depends on it). ``portable``:
+    a task option a leaderboard submission may carry, because the task records it as plain
+    data (a list of indices, not a file's path) that re-creates the task on any machine; the
+    board re-creates a submitted task from its name and its portable options only."""
 
     name: str
     help: str
@@ -43,6 +46,7 @@ class Option:
     tasks: tuple[str, ...] = ()
     choices: tuple[str, ...] | Callable[[], tuple[str, ...]] = ()  # a callable: looked up when first needed
     in_run_id: bool = False
+    portable: bool = False
 
     @property
     def flag(self) -> str:

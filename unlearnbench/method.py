@@ -12,6 +12,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import math
+import re
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -182,10 +183,38 @@ def _convert_typed(value: str, annotation: Any, key: str) -> Any:
     raise UserError(f"Parameter {key}={value!r}: expected {expected} ({reason}{hint}).")
 
 
+# Hyperparameters that mean the same thing in every method, by name: (test, what it must be).
+# Checked for every method's Params (its own fields or the shared bases'), so that a value no
+# optimiser can use fails before any work instead of deep inside training.
+_DOMAINS: tuple[tuple[re.Pattern, Callable[[float], bool], str], ...] = (
+    (re.compile(r"^(lr|.*_lr|lr_.*)$"), lambda v: v > 0, "a learning rate > 0"),
+    (re.compile(r"^(.*_)?epochs$"), lambda v: v >= 0, "a number of epochs >= 0"),
+    (re.compile(r"^(.*_)?(batch_size|grad_accum)$"), lambda v: v >= 1, "at least 1"),
+    (re.compile(r"^(.*_)?(weight_decay|grad_clip|lora_r|lora_alpha)$"), lambda v: v >= 0, ">= 0"),
+    (re.compile(r"^(.*_)?(momentum|dropout|lora_dropout)$"), lambda v: 0 <= v < 1, "in [0, 1)"),
+    (re.compile(r"^(.*_)?fraction$"), lambda v: 0 <= v <= 1, "in [0, 1]"),
+)
+
+
+def check_param_value(key: str, value: Any) -> None:
+    """A :class:`UserError` for a value no method can use: a float that is not finite (NaN
+    and infinities would also be written as null in the record, so ``lr=nan`` and ``lr=inf``
+    could not be told apart), or a conventional hyperparameter outside its domain (see
+    :data:`_DOMAINS`). ``None`` (a field's "not set") is always accepted."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UserError(f"Parameter {key}={value!r}: expected a finite number.")
+    for pattern, ok, words in _DOMAINS:
+        if pattern.match(key) and not ok(value):
+            raise UserError(f"Parameter {key}={value!r}: {key} must be {words}.")
+
+
 def parse_params(params_cls: type, raw: dict[str, str]) -> Any:
     """Typed hyperparameters from ``key=value`` strings, each converted by its field's annotation
     (see :func:`_convert`) or refused naming the parameter, the value and the type; unknown keys
-    list the known ones."""
+    list the known ones. Every value (given, from a preset, or a default) is checked by
+    :func:`check_param_value`."""
     fields = {f.name: f for f in dataclasses.fields(params_cls)}
     hints = typing.get_type_hints(params_cls)
     values = {}
@@ -193,7 +222,13 @@ def parse_params(params_cls: type, raw: dict[str, str]) -> Any:
         if key not in fields:
             raise UnknownNameError("parameter", key, fields)
         values[key] = _convert(value, hints[key], key) if isinstance(value, str) else value
-    return params_cls(**values)
+    try:
+        params = params_cls(**values)
+    except (TypeError, ValueError) as exc:  # a Params class's own __post_init__ check
+        raise UserError(f"Parameters {', '.join(f'{k}={v!r}' for k, v in raw.items()) or '(defaults)'}: {exc}") from None
+    for name in fields:
+        check_param_value(name, getattr(params, name))
+    return params
 
 
 @dataclass(frozen=True)

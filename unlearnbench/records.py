@@ -145,6 +145,19 @@ class Section(BaseModel):
             setattr(self, key, default)
         return self._value(key)
 
+    def pop(self, key: str, default: Any = None) -> Any:
+        """Remove a key (it is written no more) and return its value."""
+        if key not in self._given():
+            return default
+        value = self._value(key)
+        extra = self.__pydantic_extra__ or {}
+        if key in extra:
+            del extra[key]
+        else:
+            setattr(self, key, type(self).model_fields[key].get_default(call_default_factory=True))
+            self.model_fields_set.discard(key)
+        return value
+
 
 class TaskInfo(Section):
     """What was forgotten: the registered task, its version, and the fingerprint of its
@@ -208,8 +221,17 @@ class Provenance(Section):
     git_dirty: Optional[bool] = None
     distribution: Optional[Distribution] = None
     config_hash: Optional[str] = None
+    config: Optional[dict[str, Any]] = Field(default=None, description="What defines the run (task, method, params, "
+                                                                       "seed, ...): the run id is made from its hash "
+                                                                       "(config_hash).")
     device: Optional[str] = None
     date: Optional[str] = None
+    lenses: Optional[dict[str, Any]] = Field(default=None, description="What the model lenses add (lm-eval's "
+                                                                       "version and task versions).")
+    process: Optional[dict[str, Any]] = Field(default=None, description="While the run is running: the host and "
+                                                                        "process id running it (a record left "
+                                                                        "'running' by a killed process is told "
+                                                                        "apart from a live one); removed at the end.")
 
 
 class RunRecord(BaseModel):
@@ -257,26 +279,27 @@ def json_schema_text() -> str:
 # ------------------------------------------------------------------------------- files
 
 
-def _json_safe(value: Any) -> Any:
-    """NaN and infinities are not JSON; they become null so every reader can parse the file."""
+def _json_safe(value: Any, non_finite=lambda v: None) -> Any:
+    """NaN and infinities are not JSON; they become null (``non_finite(v)``) so every reader
+    can parse the file."""
     if isinstance(value, float) and not math.isfinite(value):
-        return None
+        return non_finite(value)
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): _json_safe(v, non_finite) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [_json_safe(v, non_finite) for v in value]
     if isinstance(value, RunRecord):
-        return _json_safe(value.to_json())
+        return _json_safe(value.to_json(), non_finite)
     if isinstance(value, BaseModel):
-        return _json_safe(value.model_dump(mode="python"))
+        return _json_safe(value.model_dump(mode="python"), non_finite)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return _json_safe(dataclasses.asdict(value))
+        return _json_safe(dataclasses.asdict(value), non_finite)
     if isinstance(value, Path):
         return str(value)
     if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
-        return _json_safe(value.item())
+        return _json_safe(value.item(), non_finite)
     if hasattr(value, "tolist"):
-        return _json_safe(value.tolist())
+        return _json_safe(value.tolist(), non_finite)
     return value
 
 
@@ -296,6 +319,56 @@ def write_json_atomic(path: Path, data: Any) -> None:
         raise
 
 
+def this_process() -> dict[str, Any]:
+    """Who is running a run: the host name and the process id."""
+    import socket
+
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def live_owner(record: dict[str, Any]) -> str | None:
+    """For a record left with status ``running``: a description of the live process still
+    running it (on this host), or None when that process is gone, runs on another host (it
+    cannot be asked from here), or the record does not say (made before records named it)."""
+    if not isinstance(record, dict) or record.get("status") != "running":
+        return None
+    process = (record.get("provenance") or {}).get("process") or {}
+    pid, host = process.get("pid"), process.get("host")
+    if not isinstance(pid, int) or host != this_process()["host"] or pid == os.getpid():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except OSError:  # it exists, as another user's process
+        pass
+    return f"process {pid} on {host}"
+
+
+def check_writable_folder(path: Path, what: str) -> Path:
+    """``path`` as a folder this process can write into (created later, where it does not exist
+    yet), or a :class:`~unlearnbench.errors.UserError` saying why not: it is a file, or it lies
+    under a file, or the nearest existing folder takes no new files (read-only, no permission).
+    Checked by writing (and removing) a temporary file, so it holds for every user and mount."""
+    from unlearnbench.errors import UserError
+
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{what} {str(path)!r} is a file, not a folder; pass a folder (it is created if needed).")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"{what} {str(path)!r} cannot be created: {str(existing)!r} is a file.")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise UserError(f"{what} {str(path)!r} is not writable ({str(existing)!r}: {exc.strerror or exc}); "
+                        "pass a folder you can write to.") from None
+    return path
+
+
 def save_record(run_dir: Path, record: RunRecord, per_example: dict[str, Any] | None = None) -> Path:
     """Write the per-example scores first, then the record, so a record never points at nothing."""
     run_dir = Path(run_dir)
@@ -303,6 +376,15 @@ def save_record(run_dir: Path, record: RunRecord, per_example: dict[str, Any] | 
         write_json_atomic(run_dir / PER_EXAMPLE_FILE, per_example)
     write_json_atomic(run_dir / RECORD_FILE, record.to_json())
     return run_dir / RECORD_FILE
+
+
+def read_record_quietly(run_dir: Path) -> dict[str, Any] | None:
+    """The record in ``run_dir`` as a dict, or None where there is none or it does not parse."""
+    try:
+        data = json.loads((Path(run_dir) / RECORD_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def load_record(path: Path) -> dict[str, Any]:
@@ -313,7 +395,10 @@ def load_record(path: Path) -> dict[str, Any]:
 
 
 def config_hash(config: dict[str, Any]) -> str:
-    blob = json.dumps(_json_safe(config), sort_keys=True, separators=(",", ":"))
+    # a non-finite number is hashed as its name (NaN, inf, -inf), not as the null a file gets:
+    # two configs that differ only there must not share a run id
+    blob = json.dumps(_json_safe(config, non_finite=lambda v: {"non_finite": repr(v)}), sort_keys=True,
+                      separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -429,6 +514,7 @@ def provenance(config: dict[str, Any], device: str) -> dict[str, Any]:
         "platform": platform.platform(),
         **harness_state(),
         "config_hash": config_hash(config),
+        "config": _json_safe(config),
         "device": device,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }

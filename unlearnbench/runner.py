@@ -20,7 +20,10 @@ what it reports in ``ctx.info`` lands in the record's ``method.info``.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,9 +31,10 @@ from typing import Any
 
 from unlearnbench import registry
 from unlearnbench.cache import cache_root, fingerprint
-from unlearnbench.errors import TrainingDivergedError, UnknownNameError, UserError
+from unlearnbench.errors import Terminated, TrainingDivergedError, UnknownNameError, UserError
 from unlearnbench.family import flag
-from unlearnbench.records import RunRecord, make_run_id, provenance, save_record, write_json_atomic
+from unlearnbench.records import (RECORD_FILE, RunRecord, check_writable_folder, live_owner, make_run_id, provenance,
+                                  read_record_quietly, save_record, this_process, write_json_atomic)
 
 DEFAULT_TASK = "tofu-synth/forget10"
 DEFAULT_METHOD = "npo"
@@ -44,6 +48,7 @@ MODES = {
 MODE_STEPS = {"scalability": "scal", "sustainability": "sust"}
 N_STEPS = 4
 LOG_FILE = "run.log"
+ATTEMPTS_DIR = ".attempts"  # reruns of a succeeded run, until they succeed too (hidden from load_runs)
 
 
 @dataclass(frozen=True)
@@ -74,6 +79,7 @@ class RunResult:
     rows: list  # suite MetricRow objects, in display order
     token_counts: dict[str, Any] = field(default_factory=dict)
     left_out: tuple[str, ...] = ()  # lenses that apply to the task but were not measured
+    kept: Path | None = None  # a run of this id that succeeded before, kept because this attempt did not
 
 
 @dataclass
@@ -105,6 +111,7 @@ def plan(spec: RunSpec) -> Plan:
     from unlearnbench.method import parse_params
 
     entry, family, suite = _task_parts(spec.task)
+    _check_run_inputs(spec)
     raw_params = dict(spec.params)
     if spec.unlearned is not None:
         if spec.method != EXTERNAL:
@@ -150,6 +157,18 @@ def plan(spec: RunSpec) -> Plan:
             config[option.name] = options[option.name]
     return Plan(spec, family, suite, method, params, lenses, model_lenses, applicable, options, task_options, config,
                 preset)
+
+
+MAX_SEED = 2**32 - 1  # what every seeded library (numpy, torch, random) takes as it is
+
+
+def _check_run_inputs(spec: RunSpec) -> None:
+    """The seed and the device: each must be usable here, before any work."""
+    from unlearnbench.lm.modeling import resolve_device
+
+    if isinstance(spec.seed, bool) or not isinstance(spec.seed, int) or not 0 <= spec.seed <= MAX_SEED:
+        raise UserError(f"--seed {spec.seed!r}: a seed is a whole number from 0 to {MAX_SEED}.")
+    resolve_device(str(spec.device))
 
 
 def _task_parts(name: str):
@@ -296,11 +315,64 @@ class _Run:
         self.timing: dict[str, float] = {}
         self.counters: dict[str, Any] = {}
         self.unlearning = False  # set once the method starts: a UserError after that fails the run
+        self.final: Path | None = None  # set when this run is an attempt beside a succeeded run of the same id
         self.record = RunRecord(
             run_id=self.run_id, status="running", task={"name": self.spec.task},
             method={"name": self.spec.method, "params": p.config["params"], "preset": p.preset},
             model={"target": self.spec.model, "oracle": self.spec.oracle}, seed=self.spec.seed,
-            provenance=provenance(p.config, str(device)), mode=self.spec.mode, lenses=list(p.lenses))
+            provenance=provenance(p.config, str(device)) | {"process": this_process()}, mode=self.spec.mode,
+            lenses=list(p.lenses))
+
+    def begin(self) -> None:
+        """Write the ``running`` record. Where a run of this id already succeeded, this run is
+        an attempt in ``<out>/.attempts/<run_id>/<stamp>`` that replaces it only if it succeeds
+        too (:meth:`promote`): a rerun that fails or is interrupted leaves the succeeded run as
+        it was. A record left ``running`` by a live process is refused (two processes would
+        write one folder); one left by a process that is gone (killed) is reported and replaced."""
+        previous = read_record_quietly(self.dir)
+        owner = live_owner(previous)
+        if owner is not None:
+            raise UserError(f"Run {self.run_id} is already running ({owner}, record {self.dir / RECORD_FILE}). "
+                            "Wait for it to finish, or stop that process and run again.")
+        if isinstance(previous, dict) and previous.get("status") == "running":
+            process = (previous.get("provenance") or {}).get("process") or {}
+            who = f"process {process['pid']} on {process['host']}" if process.get("pid") else "a process that is not named"
+            self.warn(f"note: {self.dir / RECORD_FILE} was left 'running' by {who}, which is not running here any "
+                      "more (killed?); it is replaced by this run.")
+        if isinstance(previous, dict) and previous.get("status") == "succeeded":
+            self.final = self.dir
+            attempts = Path(self.spec.out) / ATTEMPTS_DIR / self.run_id
+            attempts.mkdir(parents=True, exist_ok=True)
+            self.dir = Path(tempfile.mkdtemp(dir=attempts, prefix=time.strftime("%Y%m%dT%H%M%S-", time.gmtime())))
+            self.dir.chmod(0o755)  # as the run folder it may become
+        save_record(self.dir, self.record)
+
+    def promote(self) -> None:
+        """A succeeded attempt takes the place of the succeeded run it reran."""
+        if self.final is None:
+            return
+        old = self.dir.parent / f"{self.dir.name}-replaced"
+        if self.final.exists():
+            os.replace(self.final, old)
+        os.replace(self.dir, self.final)
+        shutil.rmtree(old, ignore_errors=True)
+        _rmdir_if_empty(self.dir.parent)
+        _rmdir_if_empty(self.dir.parent.parent)
+        self.dir, self.final = self.final, None
+
+    def discard(self) -> None:
+        """Bad input found before the method ran: the run leaves nothing behind."""
+        if self.final is not None:  # an attempt folder holds only this run's files
+            shutil.rmtree(self.dir, ignore_errors=True)
+            _rmdir_if_empty(self.dir.parent)
+            _rmdir_if_empty(self.dir.parent.parent)
+            return
+        (self.dir / RECORD_FILE).unlink(missing_ok=True)
+        _rmdir_if_empty(self.dir)
+
+    def warn(self, message: str) -> None:
+        if not self.spec.quiet:
+            print(message, file=sys.stderr, flush=True)
 
     def log(self, message: str) -> None:
         """A method's or the runner's message: into run.log, and to stderr unless quiet."""
@@ -316,7 +388,10 @@ class _Run:
     def finish(self, status: str, error: str | None = None, per_example: dict | None = None) -> None:
         self.record.status, self.record.error = status, error
         self.record.timing = self.timing | {"total_s": time.perf_counter() - self.t_start}
+        self.record.provenance.pop("process")  # no longer running: who ran it is not part of the result
         save_record(self.dir, self.record, per_example)
+        if status == "succeeded":
+            self.promote()
 
 
 class _Stage:
@@ -337,8 +412,9 @@ def run(spec: RunSpec) -> RunResult:
     from unlearnbench.lm.modeling import resolve_device
 
     p = plan(spec)
+    check_writable_folder(spec.out, "--out")
     r = _Run(p, resolve_device(spec.device))
-    save_record(r.dir, r.record)
+    r.begin()
     try:
         with r.stage("prepare_task_s"):
             task = _build_task(spec, p.family, p.task_options)
@@ -348,14 +424,16 @@ def run(spec: RunSpec) -> RunResult:
         return RunResult(r.record, r.dir, rows, r.counters, tuple(n for n in p.applicable if n not in p.lenses))
     except TrainingDivergedError as exc:
         r.finish("failed", str(exc))
-        return RunResult(r.record, r.dir, [], {})
+        return RunResult(r.record, r.dir, [], {}, kept=r.final)
     except UserError as exc:
         if not r.unlearning:  # bad input (data, model folders) found before the method ran: no record is left
-            (r.dir / "record.json").unlink(missing_ok=True)
-            _rmdir_if_empty(r.dir)
+            r.discard()
             raise
         r.finish("failed", str(exc))  # found during the work (e.g. a method that finds nothing to act on)
-        return RunResult(r.record, r.dir, [], {})
+        return RunResult(r.record, r.dir, [], {}, kept=r.final)
+    except Terminated as exc:
+        r.finish("interrupted", f"terminated by {exc.signal_name} (kill, a closed terminal or a scheduler's time limit)")
+        raise
     except KeyboardInterrupt:
         r.finish("interrupted", "interrupted by the user (Ctrl-C)")
         raise

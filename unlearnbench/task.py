@@ -8,6 +8,7 @@ may carry a training recipe (which the ``retrain`` method uses).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Sequence
@@ -99,13 +100,44 @@ class LanguageModelTask:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+HUB_PROBE_TIMEOUT_S = 3.0
+
+
+@functools.lru_cache(maxsize=1)
+def hub_unreachable() -> bool:
+    """Whether the hub is out of reach for this process: ``HF_HUB_OFFLINE`` is set, or no TCP
+    connection to its endpoint (or to the HTTPS proxy, where one is set) opens within
+    :data:`HUB_PROBE_TIMEOUT_S`. Then hub files are looked up in the local cache only: a
+    machine whose network drops packets fails in seconds instead of spending a minute in
+    huggingface_hub's retries. Asked once per process."""
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return True
+    proxy = next((os.environ[k] for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy") if os.environ.get(k)),
+                 None)
+    url = urlparse(proxy if proxy and "://" in proxy else f"http://{proxy}" if proxy else constants.ENDPOINT)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname or "", port), timeout=HUB_PROBE_TIMEOUT_S).close()
+    except OSError:
+        return True
+    return False
+
+
 def hub_snapshot(repo_id: str, patterns: list[str], *, offline_variant: str) -> Path:
     """Download (or find in the hub cache) a dataset repository; the files are then read by
-    the same loader as a local ``--data-dir``."""
+    the same loader as a local ``--data-dir``. With the hub out of reach
+    (:func:`hub_unreachable`) only the local cache is asked."""
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(repo_id, repo_type="dataset", allow_patterns=patterns))
+        return Path(snapshot_download(repo_id, repo_type="dataset", allow_patterns=patterns,
+                                      local_files_only=hub_unreachable()))
     except Exception as exc:  # offline, unreachable, gated: all mean the same to the user
         raise DataError(
             f"Could not fetch dataset {repo_id!r} from the Hugging Face hub ({type(exc).__name__}). "

@@ -8,6 +8,7 @@ against the task before any model is loaded."""
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from enum import Enum
 from pathlib import Path
@@ -17,8 +18,9 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-from unlearnbench.errors import UserError
+from unlearnbench.errors import Terminated, UserError
 
 app = typer.Typer(
     name="unlearnbench",
@@ -48,7 +50,7 @@ class Kind(str, Enum):
 
 def fail(message: str, code: int = 2) -> None:
     """Print an error for people (no traceback) and exit."""
-    _err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    _err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -85,7 +87,7 @@ def _by_lens(rows) -> list:
 def result_table(result) -> Table:
     record = result.record
     mode = "" if record.mode == "standard" else f" · {record.mode} (last step)"
-    table = Table(title=f"{record.task['name']} · {record.method['name']} · seed {record.seed}{mode}")
+    table = Table(title=Text(f"{record.task['name']} · {record.method['name']} · seed {record.seed}{mode}"))
     table.add_column("lens", no_wrap=True, style="dim")
     table.add_column("metric", no_wrap=True)
     for col, justify in ( ("dir", "center"), ("unlearned", "right"), ("original", "right"),
@@ -102,9 +104,9 @@ def result_table(result) -> Table:
                 table.add_section()
             lens = row.lens
         ci = record.ci.get(row.name)
-        table.add_row(row.lens if first else "", f"{row.name}", ARROWS.get(row.direction, row.direction), _fmt(record.metrics[row.name]),
-                      _fmt(original.get(row.name)), _fmt(oracle.get(row.name)),
-                      f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "")
+        table.add_row(*map(Text, (row.lens if first else "", row.name, ARROWS.get(row.direction, row.direction),
+                                  _fmt(record.metrics[row.name]), _fmt(original.get(row.name)), _fmt(oracle.get(row.name)),
+                                  f"[{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "")))
     return table
 
 
@@ -119,7 +121,7 @@ def _table_footer(result) -> str:
     record = result.record
     counts = [f"{row.name} {_count(record.metrics[row.name])}" for row in result.rows
               if row.count and row.name in record.metrics]
-    lines = [f"counts: {', '.join(counts)}"] if counts else []
+    lines = [escape(f"counts: {', '.join(counts)}")] if counts else []
     lines.append(LEGEND)
     line = verdict(record.metrics, record.reference, result.rows)
     if line:
@@ -138,8 +140,8 @@ def steps_table(result) -> Table:
     for name in names:
         table.add_column(name, justify="right")
     for step in record.steps:
-        table.add_row(str(step["step"]), step["forget"], str(step["n_forget"]),
-                      *(_fmt(step["metrics"].get(n)) for n in names))
+        table.add_row(*map(Text, (str(step["step"]), str(step["forget"]), str(step["n_forget"]),
+                                  *(_fmt(step["metrics"].get(n)) for n in names))))
     return table
 
 
@@ -188,8 +190,13 @@ def evaluate(
         result = run(spec)
     except UserError as exc:
         fail(str(exc))
+    except Terminated as exc:
+        _err.print(f"[yellow]terminated[/] by {exc.signal_name}: the record is marked 'interrupted' (a run of the "
+                   "same id that had succeeded is kept as it was).")
+        raise typer.Exit(128 + getattr(signal, exc.signal_name, signal.SIGTERM))
     except KeyboardInterrupt:
-        _err.print("[yellow]interrupted[/]: the record is marked 'interrupted'.")
+        _err.print("[yellow]interrupted[/]: the record is marked 'interrupted' (a run of the same id that had "
+                   "succeeded is kept as it was).")
         raise typer.Exit(130)
     record = result.record
     _report_beside(result, quiet)
@@ -202,12 +209,15 @@ def evaluate(
             out_console.print(result_table(result))
             out_console.print(_table_footer(result), highlight=False)
         if not quiet:
-            _err.print(f"record: {result.run_dir / 'record.json'}", highlight=False)
+            _err.print(escape(f"record: {result.run_dir / 'record.json'}"), highlight=False)
             if result.left_out and lens is None:
                 _err.print(f"left out: the {' and '.join(result.left_out)} lenses (slower); add them with "
                            f"--lens {','.join('+' + n for n in result.left_out)}", highlight=False)
     if record.status != "succeeded":
-        _err.print(f"[bold red]run {record.status}:[/] {record.error}", highlight=False)
+        _err.print(f"[bold red]run {record.status}:[/] {escape(str(record.error))}", highlight=False)
+        if result.kept is not None:
+            _err.print(escape(f"the run of this id that succeeded before is kept in {result.kept}; this attempt's "
+                              f"record: {result.run_dir / 'record.json'}"), highlight=False)
         raise typer.Exit(1)
 
 
@@ -397,7 +407,7 @@ def prepare(
         info = do_prepare(task, data_dir=str(data_dir) if data_dir else None, model=model, oracle=oracle, device=device)
     except UserError as exc:
         fail(str(exc))
-    out_console.print(f"prepared {info['task']} (fingerprint {info['fingerprint']}) in {info['seconds']:.1f} s")
+    out_console.print(escape(f"prepared {info['task']} (fingerprint {info['fingerprint']}) in {info['seconds']:.1f} s"))
 
 
 # ------------------------------------------------------------------ reports and leaderboard
@@ -412,10 +422,10 @@ def _report_beside(result, quiet: bool) -> None:
 
         path = write_report([result.run_dir], result.run_dir / REPORT_FILE)
         if not quiet:
-            _err.print(f"report: {path}", highlight=False)
+            _err.print(escape(f"report: {path}"), highlight=False)
     except Exception as exc:  # the run itself succeeded; its record stands
-        _err.print(f"[yellow]warning:[/] could not write the report ({type(exc).__name__}: {exc}); "
-                   f"try `unlearnbench report {result.run_dir}`.", highlight=False)
+        _err.print("[yellow]warning:[/] " + escape(f"could not write the report ({type(exc).__name__}: {exc}); "
+                                                   f"try `unlearnbench report {result.run_dir}`."), highlight=False)
 
 
 @app.command()
@@ -424,13 +434,19 @@ def report(
     out: Annotated[Path, typer.Option(help="The HTML file to write.")] = Path("report.html"),
 ) -> None:
     """Write one self-contained HTML page with the metric tables and plots of one or more runs."""
+    from unlearnbench.records import check_writable_folder
     from unlearnbench.report.runs import write_report
 
     try:
+        if out.is_dir():
+            raise UserError(f"--out {str(out)!r} is a folder; pass the HTML file to write (e.g. {out / 'report.html'}).")
+        check_writable_folder(out.parent, "--out's folder")
         path = write_report(runs, out)
     except UserError as exc:
         fail(str(exc))
-    out_console.print(f"report: {path}", highlight=False)
+    except OSError as exc:
+        fail(f"could not write {out}: {exc.strerror or exc}.")
+    out_console.print(escape(f"report: {path}"), highlight=False)
 
 
 @app.command()
@@ -445,15 +461,24 @@ def submit(
     from unlearnbench.leaderboard import boards
     from unlearnbench.leaderboard.submissions import submit as do_submit
 
+    from unlearnbench.records import check_writable_folder
+
+    try:
+        check_writable_folder(leaderboard, "--leaderboard")  # before any check: they may take minutes
+    except UserError as exc:
+        fail(str(exc))
     try:
         stored = do_submit(run, board=leaderboard, allow_dirty=allow_dirty,
                            data_dir=str(data_dir) if data_dir else None, quiet=False)
     except UserError as exc:
         fail(f"submission refused: {exc}")
-    out_console.print(f"accepted: {stored}", highlight=False)
+    except OSError as exc:
+        fail(f"could not store the run in {leaderboard}: {exc.strerror or exc}.")
+    out_console.print(escape(f"accepted: {stored}"), highlight=False)
     if build:
         boards.build(leaderboard)
-        out_console.print(f"{boards.placement(leaderboard, stored.name)}; boards rebuilt in {leaderboard}/", highlight=False)
+        out_console.print(escape(f"{boards.placement(leaderboard, stored.name)}; boards rebuilt in {leaderboard}/"),
+                          highlight=False)
 
 
 leaderboard_app = typer.Typer(help="Render and show the leaderboard built from the submitted runs.", no_args_is_help=True)
@@ -471,12 +496,13 @@ def leaderboard_build(
     if check:
         stale = boards.stale_files(leaderboard)
         if stale:
-            _err.print(f"[bold red]out of date:[/] {', '.join(stale)} in {leaderboard}/; run `unlearnbench leaderboard build`.")
+            _err.print("[bold red]out of date:[/] " + escape(f"{', '.join(stale)} in {leaderboard}/; run `unlearnbench "
+                                                             "leaderboard build`."))
             raise typer.Exit(1)
-        out_console.print(f"{leaderboard}/ is up to date.")
+        out_console.print(escape(f"{leaderboard}/ is up to date."))
         return
     files = boards.build(leaderboard)
-    out_console.print(f"wrote {', '.join(str(leaderboard / name) for name in files)}", highlight=False)
+    out_console.print(escape(f"wrote {', '.join(str(leaderboard / name) for name in files)}"), highlight=False)
 
 
 @leaderboard_app.command("show")
@@ -494,15 +520,16 @@ def leaderboard_show(
         if not shown:
             fail(f"No submissions for task {task!r} in {leaderboard}/. Tasks on the board: {', '.join(known) or '(none)'}.")
     if not shown:
-        out_console.print(f"No submissions in {leaderboard}/ yet; add one with `unlearnbench submit runs/<run_id>`.")
+        out_console.print(escape(f"No submissions in {leaderboard}/ yet; add one with `unlearnbench submit runs/<run_id>`."))
     for board in shown:
         out_console.print(boards.rich_table(board))
 
 
 def _terminate(signum, frame) -> None:
-    # `kill`, a job scheduler's time limit or a closed terminal: treated like Ctrl-C, so the
-    # run's record is rewritten as 'interrupted' instead of being left at 'running'.
-    raise KeyboardInterrupt
+    # `kill`, a job scheduler's time limit or a closed terminal: handled like Ctrl-C, so the
+    # run's record is rewritten as 'interrupted' instead of being left at 'running', and
+    # recorded as the signal it was
+    raise Terminated(signal.Signals(signum).name)
 
 
 def _family_commands() -> None:
@@ -522,8 +549,6 @@ _family_commands()
 
 
 def main() -> None:
-    import signal
-
     for name in ("SIGTERM", "SIGHUP"):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), _terminate)

@@ -10,11 +10,14 @@ board is not what :func:`build` produces.
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from unlearnbench.report.htmlpage import Scatter, axis_label, fmt, params_text, render, scatter_layout
 from unlearnbench.leaderboard.submissions import DEFAULT_BOARD, SUBMISSION_FILE, read_quiet, stored_runs, task_folder
@@ -117,9 +120,12 @@ def placement(board: Path, run_id: str) -> str:
 def rich_table(b: TaskBoard):
     """The ranking for the terminal (``unlearnbench leaderboard show``)."""
     from rich.table import Table
+    from rich.text import Text
 
+    # every string from a record is a Text: never parsed as markup (a name like "evil[/]" or
+    # "[link=...]" is shown as it is, not interpreted)
     crit = b.columns[: len(b.ranking.criteria)]
-    table = Table(title=f"{b.name} · ranked {ranking_text(b.ranking)}", title_justify="left")
+    table = Table(title=Text(f"{b.name} · ranked {ranking_text(b.ranking)}"), title_justify="left")
     for col, justify in (("#", "right"), ("method", "left"), ("seed", "right")):
         table.add_column(col, justify=justify)
     for c in crit:
@@ -128,12 +134,12 @@ def rich_table(b: TaskBoard):
         table.add_column("mean rank", justify="right")
     table.add_column("params", overflow="fold")
     for position, score, r in b.ranked:
-        cells = [str(position), r["method"]["name"] + (" †" if harness_dirty(r) else ""), str(r["seed"])]
+        cells = [str(position), str(r["method"]["name"]) + (" †" if harness_dirty(r) else ""), str(r["seed"])]
         cells += [fmt(r["metrics"].get(c.name)) for c in crit] + ([f"{score:g}"] if len(crit) > 1 else [])
-        table.add_row(*cells, params_text(r["method"].get("params")))
+        table.add_row(*map(Text, cells), Text(params_text(r["method"].get("params"))))
     table.add_section()
     for label, metrics in b.references:
-        table.add_row("ref", f"[italic]{label}[/]", "", *[fmt(metrics.get(c.name)) for c in crit],
+        table.add_row("ref", Text(label, style="italic"), "", *[fmt(metrics.get(c.name)) for c in crit],
                       *([""] if len(crit) > 1 else []), "")
     return table
 
@@ -147,8 +153,30 @@ def ranking_text(ranking: Ranking) -> str:
     return f"{how}{crit}. Source: {ranking.source}."
 
 
+# What Markdown (GitHub's) would read as syntax in a table cell: HTML (tags, entities,
+# autolinks in <...>), links and images ([..](..)), code spans, emphasis and the cell bar.
+# Each becomes text: & < > as HTML entities, the others backslash-escaped; "_" only where it
+# could open or close emphasis (at a word boundary), so snake_case names read as they are.
+_MD_SPECIAL = re.compile(r"[\\`*\[\]|~]|_+")
+_MD_CODE = re.compile(r"[A-Za-z0-9._/+=-]*")
+
+
 def _md(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """``text`` as literal Markdown: no HTML, no link, no emphasis can come from it."""
+    text = html.escape(" ".join(str(text).splitlines()), quote=False)
+
+    def escaped(m: re.Match) -> str:
+        run, before, after = m.group(0), text[m.start() - 1: m.start()], text[m.end(): m.end() + 1]
+        if run[0] == "_" and before.isalnum() and after.isalnum():  # inside a word: never emphasis
+            return run
+        return "".join("\\" + c for c in run)
+
+    return _MD_SPECIAL.sub(escaped, text)
+
+
+def _md_code(text: str) -> str:
+    """An identifier in a code span, or escaped text when it is not a plain identifier."""
+    return f"`{text}`" if _MD_CODE.fullmatch(str(text)) else _md(text)
 
 
 def render_markdown(boards: list[TaskBoard]) -> str:
@@ -160,18 +188,19 @@ def render_markdown(boards: list[TaskBoard]) -> str:
         out += ["No submissions yet.", ""]
     for b in boards:
         crit = [c for c in b.columns[: len(b.ranking.criteria)]]
-        out += [f"## {b.name}", "",
-                f"Suite `{b.suite}`, task version {b.version}, fingerprint `{b.fingerprint}`. Ranked {ranking_text(b.ranking)}", ""]
+        out += [f"## {_md(b.name)}", "",
+                f"Suite {_md_code(b.suite)}, task version {_md(b.version)}, fingerprint {_md_code(b.fingerprint)}. "
+                f"Ranked {ranking_text(b.ranking)}", ""]
         header = ["#", "method", "params", "seed"] + [f"{c.name} {GOAL_ARROWS.get(c.goal, '')}".strip() for c in crit]
         header += ["mean rank"] if len(crit) > 1 else []
         header += ["run"]
         out += ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if h not in ("method", "params", "run") else "---" for h in header) + "|"]
         for position, score, r in b.ranked:
             name = _md(r["method"]["name"]) + (" †" if harness_dirty(r) else "")
-            cells = [str(position), name, _md(params_text(r["method"].get("params"))), str(r["seed"])]
+            cells = [str(position), name, _md(params_text(r["method"].get("params"))), _md(r["seed"])]
             cells += [fmt(r["metrics"].get(c.name)) for c in crit]
             cells += [f"{score:g}"] if len(crit) > 1 else []
-            cells += [f"[{_md(r['run_id'])}]({r['_path']}/{RECORD_FILE})"]
+            cells += [f"[{_md(r['run_id'])}]({quote(r['_path'])}/{RECORD_FILE})"]
             out.append("| " + " | ".join(cells) + " |")
         for label, metrics in b.references:
             cells = ["ref", f"*{label}*", "", ""] + [fmt(metrics.get(c.name)) for c in crit]

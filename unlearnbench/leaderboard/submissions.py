@@ -38,10 +38,17 @@ DEFAULT_BOARD = Path("leaderboards")
 SUBMISSION_FILE = "submission.json"
 MAX_RECORD_BYTES = 16 << 20
 MAX_PER_EXAMPLE_BYTES = 512 << 20
+# What parsing one file may cost in memory at most, estimated from its bytes before parsing
+# (see :func:`parse_cost`): a file of small objects ("[{},{},...]") costs 30 times its size
+# as Python objects, one of floats 3 times, so the byte limit alone bounds nothing.
+MAX_PARSE_BYTES = 1 << 30
+_VALUE_BYTES, _CONTAINER_BYTES = 64, 120  # a parsed value (object + list slot), an empty dict or list
 # Recomputed numbers must agree to this relative tolerance (the same code on the same
 # numbers; the slack only absorbs summation order across numpy builds).
 REL_TOL, ABS_TOL = 1e-9, 1e-12
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=-]{0,199}$")
+# what a registered method's name may look like (the board shows it; it must be a name, not markup)
+METHOD_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
 
 
 class SubmissionError(UserError):
@@ -70,12 +77,27 @@ def read_json(path: Path, limit: int, what: str) -> Any:
     size = path.stat().st_size
     if size > limit:
         raise SubmissionError(f"The {what} {path} is {size} bytes, over the limit of {limit} bytes.")
+    raw = path.read_bytes()
+    cost = parse_cost(raw)
+    if cost > MAX_PARSE_BYTES:
+        raise SubmissionError(f"The {what} {path} would take about {cost >> 20} MB of memory to parse (it holds "
+                              f"{raw.count(b',') + 1} values or more), over the limit of {MAX_PARSE_BYTES >> 20} MB; "
+                              "per-example scores are lists of numbers, a few bytes of memory per byte of JSON.")
     try:
-        return json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constants)
+        return json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SubmissionError(f"The {what} {path} is not valid JSON ({exc}).") from None
     except RecursionError:
         raise SubmissionError(f"The {what} {path} is nested too deeply to be a record.") from None
+
+
+def parse_cost(raw: bytes) -> int:
+    """An upper estimate of the memory ``json.loads`` takes for ``raw``: the bytes and their
+    decoded text, plus every value (at most one per comma, and one) and every object or array
+    as Python objects. Counted on the bytes, in C (``bytes.count``): no parsing."""
+    values = raw.count(b",") + 1
+    containers = raw.count(b"{") + raw.count(b"[")
+    return 2 * len(raw) + _VALUE_BYTES * values + _CONTAINER_BYTES * containers
 
 
 def _no_constants(name: str):
@@ -135,7 +157,7 @@ def check_schema(record: Any) -> None:
         readable = ", ".join(map(str, sorted(READABLE_SCHEMA_VERSIONS)))
         raise SubmissionError(f"Record schema version {version!r} is not a version this unlearnbench reads "
                               f"({readable}); re-run the evaluation with this version.")
-    problems = [f"'{k}' is missing" for k in _REQUIRED if k not in record]
+    problems = [f"'{k}' is missing" for k in _REQUIRED if k not in record] + _unknown_fields(record)
     try:
         RunRecord.model_validate(record, strict=True)
     except ValidationError as exc:
@@ -144,8 +166,9 @@ def check_schema(record: Any) -> None:
         task, method = record["task"], record["method"]
         problems += [f"'task.{k}' is missing or not a string" for k in ("version", "fingerprint")
                      if not isinstance(task.get(k), str)]
-        if not method["name"].isprintable() or len(method["name"]) > 100:
-            problems.append("'method.name' is not a short printable string")
+        if not METHOD_NAME_PATTERN.match(method["name"]):
+            problems.append(f"'method.name' {method['name'][:80]!r} is not a method name (letters, digits and "
+                            ". _ + - only, at most 64 characters)")
         for which in ("original", "oracle"):
             if which not in record["reference"]:
                 problems.append(f"'reference.{which}' (the {which} model's metrics) is missing")
@@ -158,6 +181,39 @@ def check_schema(record: Any) -> None:
     if not RUN_ID_PATTERN.match(record["run_id"]) or ".." in record["run_id"]:
         raise SubmissionError(f"run_id {record['run_id']!r} is not a safe name (letters, digits and . _ + = - only, "
                               "no '..', at most 200 characters); run ids made by `unlearnbench evaluate` always are.")
+
+
+# The sections whose keys are closed (a submission is data of a known shape: a field the
+# schema does not name is refused, not stored on the board), and the free-form ones (what a
+# method reported, the prompt format, ...), which are bounded in size instead.
+_STEP_KEYS = {"step", "forget", "n_forget", "metrics", "ci", "unlearn_s", "evaluate_s"}
+_FREE_FORM = ("method.info", "model.prompt_format", "model.scoring", "model.unlearned", "provenance.lenses")
+MAX_FREE_FORM_BYTES = 64 << 10
+
+
+def _unknown_fields(record: dict) -> list[str]:
+    """Problems with keys the RunRecord schema does not declare, at the top and in each section."""
+    from unlearnbench.records import Distribution, MethodInfo, ModelInfo, Provenance, TaskInfo
+
+    problems = [f"'{k}' is not a field of the RunRecord schema" for k in record if k not in RunRecord.model_fields]
+    sections = {"task": TaskInfo, "method": MethodInfo, "model": ModelInfo, "provenance": Provenance}
+    for name, model in sections.items():
+        section = record.get(name)
+        if isinstance(section, dict):
+            problems += [f"'{name}.{k}' is not a field of the RunRecord schema" for k in section if k not in model.model_fields]
+    dist = (record.get("provenance") or {}).get("distribution") if isinstance(record.get("provenance"), dict) else None
+    if isinstance(dist, dict):
+        problems += [f"'provenance.distribution.{k}' is not a field of the RunRecord schema"
+                     for k in dist if k not in Distribution.model_fields]
+    for i, step in enumerate(record.get("steps") or [] if isinstance(record.get("steps"), list) else []):
+        if isinstance(step, dict):
+            problems += [f"'steps[{i}].{k}' is not a field of a step" for k in step if k not in _STEP_KEYS]
+    for where in _FREE_FORM:
+        section, _, key = where.partition(".")
+        value = record.get(section, {}).get(key) if isinstance(record.get(section), dict) else None
+        if value is not None and len(json.dumps(value)) > MAX_FREE_FORM_BYTES:
+            problems.append(f"'{where}' is over {MAX_FREE_FORM_BYTES >> 10} KB")
+    return problems
 
 
 def check_per_example(per_example: Any) -> None:
@@ -237,8 +293,24 @@ def read_quiet(path: Path) -> Any:
         return None
 
 
-def registry_task(name: str, options: dict, data_dir: str | None = None, quiet: bool = True):
-    """Re-create a task from its registered name and the options recorded with it."""
+def portable_options(name: str) -> dict[str, Any]:
+    """The task options a submission of task ``name`` may carry: those its family declares
+    ``portable`` (plain data that re-creates the task anywhere, never a path)."""
+    from unlearnbench import registry
+    from unlearnbench.family import get_family
+
+    family = get_family(registry.get("task", name).info.get("kind", "language_model"))
+    return {o.name: o for o in family.options if o.task and o.portable}
+
+
+def registry_task(name: str, options: dict, data_dir: str | None = None, quiet: bool = True,
+                  trusted: dict | None = None):
+    """Re-create a task from its registered name and the portable options recorded with it
+    (:func:`portable_options`); every other recorded option must be one the registry's task
+    reproduces by itself (``forget_split``, ...). Nothing a submission names is opened: a task
+    recorded with a file of the machine that made it (``tabular-regression``'s ``data_file``)
+    is refused, and the refusal names the options, never what a file holds. ``trusted``: task
+    options from the caller, not from the submission (a test's world config)."""
     from unlearnbench import registry
     from unlearnbench.runner import RunSpec, load_task
 
@@ -246,14 +318,32 @@ def registry_task(name: str, options: dict, data_dir: str | None = None, quiet: 
         registry.get("task", name)
     except UnknownNameError as exc:
         raise SubmissionError(f"The record's task is not registered here: {exc}") from None
+    if not isinstance(options, dict):
+        raise SubmissionError("The record's 'task.options' is not an object.")
+    portable = portable_options(name)
+    given = {k: v for k, v in options.items() if k in portable}
+    for key, value in given.items():
+        if isinstance(value, str):
+            raise SubmissionError(f"The record's task option {key!r} is text; a submission carries it as data "
+                                  f"(e.g. the list of indices), never as the path of a file.")
     try:
-        return load_task(RunSpec(task=name, task_options=dict(options), data_dir=data_dir, quiet=quiet))
+        task = load_task(RunSpec(task=name, task_options={**given, **(trusted or {})}, data_dir=data_dir, quiet=quiet))
     except UserError:
-        raise
+        others = sorted(set(options) - set(given))
+        raise SubmissionError(f"Task {name!r} cannot be re-created by the board from what its record holds: the board "
+                              f"builds a task from its name and its portable options ({', '.join(portable) or 'none'}) "
+                              f"only, and never opens a file a submission names"
+                              f"{' (the record also names ' + ', '.join(others) + ')' if others else ''}.") from None
     except (TypeError, ValueError, AttributeError, KeyError) as exc:
-        raise SubmissionError(f"Task {name!r} could not be re-created from the options in the record "
-                              f"({', '.join(sorted(options)) or 'none'}): {type(exc).__name__}: {exc}. "
-                              "The task family has to accept the options it records.") from None
+        raise SubmissionError(f"Task {name!r} could not be re-created from the portable options in the record "
+                              f"({', '.join(sorted(given)) or 'none'}): {type(exc).__name__}.") from None
+    recreated = json.loads(json.dumps(task.spec.to_json()["options"], default=str))
+    differ = sorted(k for k in set(recreated) | set(options) if recreated.get(k) != options.get(k))
+    if differ:
+        raise SubmissionError(f"Task {name!r}: the record's task option(s) {', '.join(differ)} are not what the "
+                              f"registry's task has; the board takes only options it re-creates the task from "
+                              f"(portable: {', '.join(portable) or 'none'}).")
+    return task
 
 
 def check_task(record: dict, task) -> str:
@@ -270,6 +360,76 @@ def check_task(record: dict, task) -> str:
         raise SubmissionError(f"Task {recorded['name']}: the record names suite {recorded['suite']!r} but the task "
                               f"is scored by {task.suite!r}.")
     return task.suite
+
+
+def check_names(record: dict) -> None:
+    """The task is registered here, and the method is one registered for its kind (a plugin's
+    methods are known once the plugin is installed)."""
+    from unlearnbench import registry
+
+    try:
+        entry = registry.get("task", record["task"]["name"])
+    except UnknownNameError as exc:
+        raise SubmissionError(f"The record's task is not registered here: {exc}") from None
+    try:
+        registry.method(record["method"]["name"], entry.info.get("kind", "language_model"))
+    except UserError as exc:
+        raise SubmissionError(f"The record's method is not one this unlearnbench knows for this task: {exc}") from None
+
+
+def check_method(record: dict, task) -> None:
+    """The method's params and preset are its own hyperparameters, typed and complete."""
+    from dataclasses import asdict
+
+    from unlearnbench import registry
+    from unlearnbench.method import parse_params
+
+    entry = registry.method(record["method"]["name"], task.kind)
+    params_cls = entry.obj.params_class(task.kind)
+    for key in ("params", "preset"):
+        given = record["method"].get(key) or {}
+        try:
+            parsed = asdict(parse_params(params_cls, given))
+        except UserError as exc:
+            raise SubmissionError(f"The record's method.{key} are not {record['method']['name']}'s: {exc}") from None
+        if key == "params" and json.loads(json.dumps(parsed)) != given:
+            raise SubmissionError(f"The record's method.params are not the full, typed hyperparameters of "
+                                  f"{record['method']['name']} (a run records every one of them).")
+
+
+def check_identity(record: dict) -> None:
+    """The run id, the config hash and the config (what defines the run) agree with each other
+    and with the record: the id is made from the hash, the hash is the config's, and the
+    config names this task, method, params, seed, mode and lenses. (Records made before
+    ``provenance.config`` existed are checked by their id and hash alone.)"""
+    from unlearnbench.lenses import default_lenses
+    from unlearnbench.records import config_hash, make_run_id
+
+    prov = record["provenance"]
+    digest, config = prov.get("config_hash"), prov.get("config")
+    expected_prefix = f"{str(record['task']['name']).replace('/', '-')}__{record['method']['name']}__s{record['seed']}__"
+    if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise SubmissionError("The record has no config hash ('provenance.config_hash'); runs made by "
+                              "`unlearnbench evaluate` carry it.")
+    if record["run_id"] != expected_prefix + digest[:10]:
+        raise SubmissionError(f"run_id {record['run_id']!r} is not the id of this task, method, seed and config hash "
+                              f"({expected_prefix + digest[:10]!r}).")
+    if config is None:
+        return
+    if not isinstance(config, dict) or config_hash(config) != digest:
+        raise SubmissionError("The record's config ('provenance.config') does not hash to its config_hash.")
+    if make_run_id(config) != record["run_id"]:
+        raise SubmissionError("The record's run_id is not the one its config gives.")
+    lenses = config.get("lenses", list(default_lenses()))
+    facts = {"task": record["task"]["name"], "method": record["method"]["name"], "seed": record["seed"],
+             "params": record["method"].get("params"), "mode": record.get("mode", "standard"),
+             "lenses": record.get("lenses") or lenses}
+    theirs = {"task": config.get("task"), "method": config.get("method"), "seed": config.get("seed"),
+              "params": config.get("params"), "mode": config.get("mode", "standard"), "lenses": lenses}
+    differ = [k for k in facts if facts[k] != theirs[k]]
+    if differ:
+        raise SubmissionError(f"The record's {', '.join(differ)} differ(s) from its config ('provenance.config'): "
+                              "the record was edited after the run.")
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -394,6 +554,8 @@ def validate(path: Path, *, board: Path = DEFAULT_BOARD, allow_dirty: bool = Fal
     record_path, per_example_path = locate(path)
     record = read_json(record_path, MAX_RECORD_BYTES, "record")
     check_schema(record)
+    check_names(record)
+    check_identity(record)
     check_provenance(record, allow_dirty)
     per_example = read_json(per_example_path, MAX_PER_EXAMPLE_BYTES, "per-example scores")
     check_per_example(per_example)
@@ -402,6 +564,7 @@ def validate(path: Path, *, board: Path = DEFAULT_BOARD, allow_dirty: bool = Fal
     loader = task_loader or registry_task
     task = loader(record["task"]["name"], record["task"].get("options", {}), data_dir, quiet)
     suite = check_task(record, task)
+    check_method(record, task)
     notes = check_recomputed(record, per_example, suite)
     return Submission(record, per_example, digest, suite, notes)
 

@@ -474,7 +474,9 @@ def read_concept_vectors(source: str) -> list[dict]:
         try:
             from huggingface_hub import hf_hub_download
 
-            path = Path(hf_hub_download(repo, filename, repo_type="dataset"))
+            from unlearnbench.task import hub_unreachable
+
+            path = Path(hf_hub_download(repo, filename, repo_type="dataset", local_files_only=hub_unreachable()))
         except Exception as exc:  # offline, unreachable, gated
             raise DataError(f"Could not fetch {filename!r} from the hub dataset {repo!r} ({type(exc).__name__}); "
                             "download the ConceptVectors JSON and pass its local path.") from None

@@ -87,11 +87,26 @@ def chunk_text_rows(tokenizer, rows, max_tokens: int) -> list[dict]:
 
 
 def resolve_device(device: str = "auto") -> torch.device:
+    """``--device`` as a torch device: ``auto`` (a GPU where one is visible, else the CPU),
+    ``cpu``, ``cuda`` or ``cuda:<index>``; a device this machine does not have is a
+    :class:`ModelSourceError` (bad input), found before anything runs on it."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ModelSourceError("--device cuda was asked for but no CUDA device is visible; use --device cpu or auto.")
-    return torch.device(device)
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ModelSourceError(f"--device {device!r}: use auto, cpu, cuda or cuda:<index>.") from None
+    if resolved.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ModelSourceError(f"--device {device} was asked for but no CUDA device is visible; "
+                                   "use --device cpu or auto.")
+        if resolved.index is not None and resolved.index >= count:
+            raise ModelSourceError(f"--device {device}: this machine has {count} CUDA device(s) "
+                                   f"(cuda:0..cuda:{count - 1}).")
+    elif resolved.type != "cpu" and not (resolved.type == "mps" and torch.backends.mps.is_available()):
+        raise ModelSourceError(f"--device {device!r}: use auto, cpu, cuda or cuda:<index>.")
+    return resolved
 
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
@@ -177,9 +192,12 @@ def load_causal_lm(source: str, *, offline_hint: str = "", dtype: torch.dtype = 
                 f"Model folder {str(path)!r} has no config.json; it is not a save_pretrained folder."
             )
         ref = str(path)
+    from unlearnbench.task import hub_unreachable
+
+    local_only = not looks_local and hub_unreachable()  # the local hub cache only: no minute of retries
     try:
-        tokenizer = AutoTokenizer.from_pretrained(ref, revision=revision)
-        model = AutoModelForCausalLM.from_pretrained(ref, revision=revision, dtype=dtype)
+        tokenizer = AutoTokenizer.from_pretrained(ref, revision=revision, local_files_only=local_only)
+        model = AutoModelForCausalLM.from_pretrained(ref, revision=revision, dtype=dtype, local_files_only=local_only)
     except OSError as exc:
         raise ModelSourceError(
             f"Could not load model {source!r}: {exc}. {offline_hint}".strip()

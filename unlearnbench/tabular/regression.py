@@ -37,7 +37,7 @@ from unlearnbench.arraytasks import (  # noqa: F401  (random_forget_indices: re-
     WEIGHTS_NAME, load_model, optimise, random_forget_indices, read_model_config, save_model,
     split_parameters, train_config_from, weights_fingerprint,
 )
-from unlearnbench.vision.classifier import _epoch_seed, _model_device, check_forget_indices, read_forget_indices
+from unlearnbench.vision.classifier import _epoch_seed, _model_device, check_forget_indices, forget_indices_of
 from unlearnbench.errors import DataError, ModelSourceError, UserError
 
 FORMAT_NAME = "unlearnbench-regressor"
@@ -379,7 +379,6 @@ def make_regression_task(
         if int(model_config.get("in_features", -1)) != data.x_train.shape[1]:
             raise ModelSourceError(f"Regressor {model!r} takes {model_config.get('in_features')} features; "
                                    f"{name} has {data.x_train.shape[1]}.")
-    spec = task_spec(name, family, version, variant, options, forget_indices)
     kit = ModelKit(fit=fit_regressor, save=save_regressor, load=load_regressor, fingerprint=regressor_fingerprint,
                    weights_name=WEIGHTS_NAME)
     load_target, oracle_for, root = model_loaders(
@@ -388,7 +387,7 @@ def make_regression_task(
         model=model, oracle=oracle, device=device, quiet=quiet)
 
     if forget_indices is not None:
-        indices = read_forget_indices(forget_indices, n_train)
+        indices = forget_indices_of(forget_indices, n_train, task=name, data=data.fingerprint)
     elif strategy == "random":
         indices = random_forget_indices(n_train, values[0])
         indices = check_forget_indices(indices, n_train, f"{name}: the forget set ({values[0]}% at random)")
@@ -398,6 +397,7 @@ def make_regression_task(
         indices = check_forget_indices(indices, n_train,
                                        f"{name}: the forget set ({data.target_name!r} in [{lo}, {hi}])")
     forget_hash = indices_hash(indices)
+    spec = task_spec(name, family, version, variant, options, indices if forget_indices is not None else None)
 
     return RegressionTask(
         spec=spec,
@@ -414,7 +414,7 @@ def make_regression_task(
         feature_names=tuple(data.feature_names),
         target_name=data.target_name,
         extra={"strategy": strategy, "size": values[0] if strategy == "random" else list(values),
-               "recipe": recipe_name, "cache_dir": str(root),
-               "forget_indices_file": str(forget_indices) if forget_indices is not None else None,
+               "recipe": recipe_name, "cache_dir": str(root), "data": data.fingerprint,
+               "forget_indices_file": str(forget_indices) if isinstance(forget_indices, (str, Path)) else None,
                **sources(recipe_name, model, oracle)},
     )

@@ -390,11 +390,11 @@ def check_forget_indices(raw, n_train: int, where: str) -> np.ndarray:
     not_int = [v for v in raw if isinstance(v, bool) or not isinstance(v, (int, np.integer))]
     if not_int:
         raise DataError(f"{where}: indices must be integers; found {_listing(repr(v) for v in not_int)}.")
-    indices = np.asarray(raw, dtype=np.int64)
-    bad = indices[(indices < 0) | (indices >= n_train)]
-    if len(bad):
-        raise DataError(f"{where}: {len(bad)} index(es) out of range: {_listing(bad.tolist())}. "
+    bad = [int(v) for v in raw if not 0 <= int(v) < n_train]  # in Python ints: 2**63 does not fit an int64
+    if bad:
+        raise DataError(f"{where}: {len(bad)} index(es) out of range: {_listing(bad)}. "
                         f"The training set has {n_train} rows, so valid indices are 0..{n_train - 1}.")
+    indices = np.asarray(raw, dtype=np.int64)
     values, counts = np.unique(indices, return_counts=True)
     duplicates = values[counts > 1]
     if len(duplicates):
@@ -406,20 +406,20 @@ def check_forget_indices(raw, n_train: int, where: str) -> np.ndarray:
     return values  # np.unique sorts
 
 
-def read_forget_indices(path, n_train: int) -> np.ndarray:
-    """The sorted int64 training-row indices of a forget-index file.
+def read_index_file(path) -> dict[str, Any]:
+    """A forget-index file's content: ``{"indices": [...], "task": ..., "data": ...}`` (what the
+    run records and hashes: the indices and what they were selected for, never the file's path).
 
     The file is JSON: ``{"version": 1, "task": ..., "strategy": ..., "size": ...,
-    "indices": [...]}``. Every index must be a distinct row of the training set, and the
-    forget set may be neither empty nor the whole training set.
-    """
+    "data": <the training set's fingerprint>, "indices": [...]}`` (``data`` in files written
+    since it was added)."""
     path = Path(path).expanduser()
     where = f"Forget-index file {str(path)!r}"
     expected = '{"version": 1, "task": ..., "strategy": ..., "size": ..., "indices": [...]}'
     if not path.is_file():
         raise DataError(f"{where} does not exist.")
     try:
-        doc = json.loads(path.read_text())
+        doc = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"{where} is not valid JSON ({exc}). Expected {expected}.") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("indices"), list):
@@ -427,17 +427,53 @@ def read_forget_indices(path, n_train: int) -> np.ndarray:
     version = doc.get("version", INDEX_FILE_VERSION)
     if version != INDEX_FILE_VERSION:
         raise DataError(f"{where} has version {version!r}; this unlearnbench reads version {INDEX_FILE_VERSION}.")
-    return check_forget_indices(doc["indices"], n_train, where)
+    return {"indices": doc["indices"], **{k: doc[k] for k in ("task", "data") if isinstance(doc.get(k), str)}}
 
 
-def write_forget_indices(path, indices, *, task: str, strategy: str, size, cost_s: float | None = None) -> Path:
-    """Write a forget-index file (sorted indices) that :func:`read_forget_indices` reads."""
+def forget_indices_of(value, n_train: int, *, task: str, data: str | None = None) -> np.ndarray:
+    """The sorted forget indices a task is given: a forget-index file (its path), its content
+    (:func:`read_index_file`), or a plain list of indices (a record's ``task.options``). A file
+    made for another training set is refused: another task family, or (for files that name
+    it) another data fingerprint."""
+    where = "The forget indices"
+    if isinstance(value, (str, Path)):
+        where = f"Forget-index file {str(Path(value).expanduser())!r}"
+        value = read_index_file(value)
+    if isinstance(value, dict):
+        made_for, fp = value.get("task"), value.get("data")
+        if made_for is not None and made_for.split("/")[0] != task.split("/")[0]:
+            raise DataError(f"{where} was made for {made_for!r}; its indices point into another training set than "
+                            f"{task!r}'s. Select a forget set for this task (unlearnbench forgetset --task {task} ...).")
+        if fp is not None and data is not None and fp != data:
+            raise DataError(f"{where} was made for {made_for or 'a task'} on other data (training set {fp[:12]}, "
+                            f"this task's is {data[:12]}). Select a forget set for this task's data.")
+        value = value.get("indices")
+    if not isinstance(value, (list, tuple, np.ndarray)):
+        raise DataError(f"{where}: expected a forget-index file or a list of training-row indices, "
+                        f"not a {type(value).__name__}.")
+    return check_forget_indices(value, n_train, where)
+
+
+def read_forget_indices(path, n_train: int) -> np.ndarray:
+    """The sorted int64 training-row indices of a forget-index file (see :func:`read_index_file`).
+    Every index must be a distinct row of the training set, and the forget set may be neither
+    empty nor the whole training set."""
+    where = f"Forget-index file {str(Path(path).expanduser())!r}"
+    return check_forget_indices(read_index_file(path)["indices"], n_train, where)
+
+
+def write_forget_indices(path, indices, *, task: str, strategy: str, size, cost_s: float | None = None,
+                         data: str | None = None) -> Path:
+    """Write a forget-index file (sorted indices) that :func:`read_forget_indices` reads;
+    ``data`` is the fingerprint of the training set the indices point into."""
     import os
     import tempfile
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     doc: dict[str, Any] = {"version": INDEX_FILE_VERSION, "task": task, "strategy": strategy, "size": size}
+    if data is not None:
+        doc["data"] = data
     if cost_s is not None:
         doc["cost_s"] = float(cost_s)
     doc["indices"] = sorted(int(i) for i in np.asarray(indices).ravel())
@@ -503,7 +539,7 @@ def worst_case_forget_file(name: str, family: str, target, data: ClassifierArray
         indices, info = select("worst", model=model, x=data.x_train, y=data.y_train, size_fraction=percent / 100,
                                seed=WORST_CASE_SEED, quiet=quiet, device=device)
         write_forget_indices(path, indices, task=name, strategy="worst", size=percent,
-                             cost_s=info.get("wall_seconds"))
+                             cost_s=info.get("wall_seconds"), data=data.fingerprint)
     return path
 
 
@@ -544,7 +580,6 @@ def make_classifier_task(
         if int(model_config.get("num_classes", -1)) != data.num_classes:
             raise ModelSourceError(f"Classifier {model!r} has {model_config.get('num_classes')} outputs; "
                                    f"{name} has {data.num_classes} classes.")
-    spec = task_spec(name, family, version, variant, options, forget_indices)
     kit = ModelKit(fit=fit_classifier, save=save_classifier, load=load_classifier, fingerprint=classifier_fingerprint,
                    weights_name=WEIGHTS_NAME)
     load_target, oracle_for, root = model_loaders(
@@ -553,9 +588,9 @@ def make_classifier_task(
         model=model, oracle=oracle, device=device, quiet=quiet)
 
     forget_class: int | None = None
-    indices_file = forget_indices
+    indices_file = forget_indices if isinstance(forget_indices, (str, Path)) else None
     if forget_indices is not None:
-        indices = read_forget_indices(forget_indices, n_train)
+        indices = forget_indices_of(forget_indices, n_train, task=name, data=data.fingerprint)
     elif strategy == "class":
         if not 0 <= value < data.num_classes:
             raise UserError(f"{name}: class {value} does not exist; classes are 0..{data.num_classes - 1}.")
@@ -567,6 +602,7 @@ def make_classifier_task(
     else:
         indices_file = worst_case_forget_file(name, family, load_target(), data, value, device=device, quiet=quiet)
         indices = read_forget_indices(indices_file, n_train)
+    spec = task_spec(name, family, version, variant, options, indices if forget_indices is not None else None)
     if strategy == "class" and np.array_equal(indices, class_forget_indices(data.y_train, value)):
         forget_class = value
     forget_hash = indices_hash(indices)
@@ -585,7 +621,7 @@ def make_classifier_task(
         load_oracle=oracle_for(indices),
         data_fingerprint=fingerprint({"data": data.fingerprint, "forget": forget_hash}),
         forget_class=forget_class,
-        extra={"strategy": strategy, "size": value, "recipe": recipe_name, "cache_dir": str(root),
+        extra={"strategy": strategy, "size": value, "recipe": recipe_name, "cache_dir": str(root), "data": data.fingerprint,
                "forget_indices_file": str(indices_file) if indices_file is not None else None,
                **sources(recipe_name, model, oracle)},
     )

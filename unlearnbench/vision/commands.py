@@ -20,6 +20,8 @@ def forgetset(
 ) -> None:
     """Select a forget set (worst-case, proxies, random, class) and write a versioned index file
     for `unlearnbench evaluate --forget-indices FILE`."""
+    from rich.markup import escape
+
     from unlearnbench import registry
     from unlearnbench.cli.app import fail, out_console
     from unlearnbench.errors import UserError
@@ -34,10 +36,11 @@ def forgetset(
         target = loaded.load_target()
         indices, info = forgetsets.select(strategy, model=target.model, x=loaded.x_train, y=loaded.y_train,
                                           size_fraction=size / 100.0, seed=seed, forget_class=forget_class, quiet=quiet)
-        write_forget_indices(out, indices, task=task, strategy=strategy, size=size, cost_s=info.get("wall_seconds"))
+        write_forget_indices(out, indices, task=task, strategy=strategy, size=size, cost_s=info.get("wall_seconds"),
+                             data=loaded.extra.get("data"))
     except UserError as exc:
         fail(str(exc))
     cost = ", ".join(f"{k} {v}" for k, v in info.items() if k in ("wall_seconds", "outer_steps", "forward_examples",
                                                                       "backward_examples") and v is not None)
-    out_console.print(f"{len(indices)} of {len(loaded.y_train)} training rows ({strategy}) -> {out}"
-                      + (f"  [{cost}]" if cost else ""), highlight=False)
+    out_console.print(escape(f"{len(indices)} of {len(loaded.y_train)} training rows ({strategy}) -> {out}"
+                             + (f"  [{cost}]" if cost else "")), highlight=False)
