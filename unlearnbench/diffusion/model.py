@@ -221,7 +221,7 @@ def train_steps(model: nn.Module, step_loss: Callable[[int, torch.Generator], to
                 if averaged is not None:
                     for a, p in zip(averaged.parameters(), model.parameters()):
                         a.lerp_(p.detach(), 1.0 - ema)
-            advance(1, loss=float(loss))
+            advance(1, loss=float(loss.detach()))
     if averaged is not None:
         with torch.no_grad():
             for a, p in zip(averaged.parameters(), model.parameters()):
