@@ -19,7 +19,7 @@ Options: ``train=`` (a ``DiffusionTrainConfig`` or its dict), ``world=`` (a whol
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, replace
+from dataclasses import replace
 from functools import lru_cache
 
 import numpy as np

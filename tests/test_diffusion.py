@@ -182,14 +182,13 @@ def tiny_runs(tiny_world, tmp_path_factory):
 
 
 def test_a_tiny_digits_world_runs_salun_and_sfd_through_evaluate(tiny_runs):
-    from unlearnbench.diffusion.model import OneStepGenerator  # noqa: F401  (the sfd model kind)
-
     for method, result in tiny_runs.items():
         record = result.record
         assert record.status == "succeeded", (method, record.error)
         assert {"ua", "kept_accuracy", "kept_fd", "kept_precision", "kept_recall", "sampling_s"} <= set(record.metrics)
         assert 0 <= record.metrics["ua"] <= 100
     assert tiny_runs["original"].record.metrics["ua"] == tiny_runs["original"].record.reference["original"]["ua"]
+    assert tiny_runs["sfd"].record.method["info"]["sfd_t_init"] == round(0.754 * 100)  # its one-step generator's time
 
 
 def test_the_generation_aggregate_is_recomputed_from_the_per_example_scores(tiny_runs):
