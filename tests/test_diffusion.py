@@ -9,15 +9,13 @@ import json
 import numpy as np
 import pytest
 import scipy.linalg
+from _tiny_runs import TINY_DIFFUSION_MODEL as TINY_MODEL
+from _tiny_runs import tiny_diffusion_run
 
 pytest.importorskip("diffusers")
 import torch  # noqa: E402
 
 from unlearnbench.metrics import generation as gm  # noqa: E402
-
-TINY_MODEL = {"arch": "unet2d", "image_size": 8, "in_channels": 1, "num_classes": 10, "block_out_channels": [8, 16],
-              "layers_per_block": 1, "attention_levels": [], "num_train_timesteps": 100,
-              "beta_schedule": "squaredcos_cap_v2"}
 
 
 # ------------------------------------------------------------------------------ metrics
@@ -156,29 +154,10 @@ def test_generation_starts_from_the_same_noise_for_every_model_and_seed():
 
 # --------------------------------------------------------------------- through evaluate
 @pytest.fixture(scope="module")
-def tiny_world():
-    from dataclasses import replace
-
-    from unlearnbench.diffusion.model import DiffusionTrainConfig
-    from unlearnbench.diffusion.world import Sampling
-    from unlearnbench.tasks.digits_diffusion import default_world
-    from unlearnbench.vision.classifier import ClassifierTrainConfig
-
-    return replace(default_world(), model_config=TINY_MODEL,
-                   train=DiffusionTrainConfig(steps=20, batch_size=32, warmup=5),
-                   judge_train=ClassifierTrainConfig(epochs=2, batch_size=64, lr=0.05),
-                   sampling=Sampling(per_class=6, steps=3, guidance=2.0, grid=2))
-
-
-@pytest.fixture(scope="module")
-def tiny_runs(tiny_world, tmp_path_factory):
-    from unlearnbench.runner import RunSpec, run
-
+def tiny_runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("diffusion-runs")
     params = {"salun": {"steps": "3"}, "sfd": {"steps": "2", "batch_size": "8"}}
-    return {m: run(RunSpec(task="digits-diffusion/class-3", method=m, params=params.get(m, {}), out=out, quiet=True,
-                           task_options={"world": tiny_world}))
-            for m in ("original", "salun", "sfd")}
+    return {m: tiny_diffusion_run(m, out, params.get(m)) for m in ("original", "salun", "sfd")}
 
 
 def test_a_tiny_digits_world_runs_salun_and_sfd_through_evaluate(tiny_runs):
