@@ -56,3 +56,32 @@ def copy_run(src: Path, dest: Path, *, record=None, per_example=None, clean: boo
     else:
         shutil.copy(src / PER_EXAMPLE_FILE, dest / PER_EXAMPLE_FILE)
     return dest
+
+
+TINY_DIFFUSION_MODEL = {"arch": "unet2d", "image_size": 8, "in_channels": 1, "num_classes": 10,
+                        "block_out_channels": [8, 16], "layers_per_block": 1, "attention_levels": [],
+                        "num_train_timesteps": 100, "beta_schedule": "squaredcos_cap_v2"}
+
+
+def tiny_diffusion_world():
+    """The digits diffusion world shrunk to seconds: a tiny UNet, 20 training steps, a judge of
+    2 epochs, 6 samples per class with 3 DDIM steps."""
+    from dataclasses import replace
+
+    from unlearnbench.diffusion.model import DiffusionTrainConfig
+    from unlearnbench.diffusion.world import Sampling
+    from unlearnbench.tasks.digits_diffusion import default_world
+    from unlearnbench.vision.classifier import ClassifierTrainConfig
+
+    return replace(default_world(), model_config=TINY_DIFFUSION_MODEL,
+                   train=DiffusionTrainConfig(steps=20, batch_size=32, warmup=5),
+                   judge_train=ClassifierTrainConfig(epochs=2, batch_size=64, lr=0.05),
+                   sampling=Sampling(per_class=6, steps=3, guidance=2.0, grid=2))
+
+
+def tiny_diffusion_run(method: str, out: Path, params: dict | None = None):
+    """One run of ``method`` on the tiny digits-diffusion/class-3 world (a RunResult)."""
+    from unlearnbench.runner import RunSpec, run
+
+    return run(RunSpec(task="digits-diffusion/class-3", method=method, params=params or {}, out=out, quiet=True,
+                       task_options={"world": tiny_diffusion_world()}))

@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from _tiny_runs import copy_run, tiny_loader, tiny_runs
+from _tiny_runs import copy_run, tiny_diffusion_run, tiny_loader, tiny_runs
 
 from unlearnbench.leaderboard import boards
 from unlearnbench.leaderboard.submissions import submit
@@ -128,3 +128,16 @@ def test_a_report_shows_its_tables_and_every_plot_loads(browser, runs, artifacts
     assert browser.execute_script(
         "return Array.from(document.images).every(i => i.complete && i.naturalWidth > 0);")
     _screenshot(browser, artifacts, "report.png", record_property)
+
+
+def test_a_diffusion_report_shows_the_sample_grid(browser, artifacts, tmp_path, record_property):
+    from selenium.webdriver.common.by import By
+
+    pytest.importorskip("diffusers")
+    result = tiny_diffusion_run("salun", tmp_path / "runs", {"steps": "2"})
+    out = write_report([result.run_dir], tmp_path / "report.html")
+    browser.get(out.as_uri())
+    grid = browser.find_elements(By.CSS_SELECTOR, "img.plot[alt^='generated samples per class']")
+    assert len(grid) == 1 and "original, oracle, unlearned" in grid[0].get_attribute("alt")
+    assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0;", grid[0])
+    _screenshot(browser, artifacts, "report-diffusion.png", record_property)

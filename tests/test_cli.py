@@ -10,14 +10,15 @@ runner = CliRunner()
 
 METHODS = ["original", "retrain", "ga", "graddiff", "npo", "simnpo", "idkdpo", "needle", "ft", "rl", "l1sparse", "bs", "be",
            "salun", "iu", "scrub", "laf", "sisa", "gaussian", "blindspot", "external", "rmu",
-           "flat", "undial", "wga", "satimp", "ceu", "pdu"]
+           "flat", "undial", "wga", "satimp", "ceu", "pdu", "esd", "sfd"]
 LM_TASKS = ["tofu/forget01", "tofu/forget05", "tofu/forget10", "tofu-synth/forget01", "tofu-synth/forget05",
             "tofu-synth/forget10", "muse/news", "muse/books", "muse-synth/news", "wmdp/bio", "wmdp/cyber", "wmdp-synth/bio"]
 TASKS = LM_TASKS + [f"digits/class-{k}" for k in range(10)] + [f"digits/{s}-{p}" for s in ("random", "worst") for p in (1, 5, 10, 20, 50)] \
     + [f"{c}/{v}" for c in ("cifar10", "cifar100") for v in [f"class-{k}" for k in range(10)]
        + [f"{s}-{p}" for s in ("random", "worst") for p in (1, 5, 10)]] \
     + [f"diabetes/random-{p}" for p in (5, 10, 20)] + [f"diabetes/range-{r}" for r in ("25-100", "150-200", "200-350")] \
-    + ["tabular-regression"]
+    + ["tabular-regression"] \
+    + [f"{w}-diffusion/class-{k}" for w in ("digits", "cifar10") for k in range(10)]
 
 
 def test_list_methods_shows_every_method_once():

@@ -139,3 +139,23 @@ _REGRESSION_METRICS = [
 
 for _name, _fn, _direction, _lens, _summary in _REGRESSION_METRICS:
     register_metric(_name, summary=_summary, direction=_direction, lens=_lens)(_fn)
+
+# Generation (class-conditional diffusion; SalUn's and SFD's evaluation), read through the
+# task's judge classifier. UA is the classifier row's name (``ua``), here on generated images.
+from unlearnbench.metrics import generation  # noqa: E402
+
+_GENERATION_METRICS = [
+    ("kept_accuracy", generation.judge_accuracy, "higher", "utility",
+     "% of images generated for the kept classes that the judge classifies as the class asked for"),
+    ("kept_fd", generation.frechet_distance, "lower", "utility",
+     "Fréchet distance of judge features, generated vs real, mean over kept classes (FID-style, not Inception)"),
+    ("forget_fd", generation.frechet_distance, "info (higher = less like the forgotten class)", "behavior",
+     "Fréchet distance of judge features of the forgotten class's images to its real images"),
+    ("kept_precision", generation.precision_recall, "higher", "utility",
+     "improved precision (k-NN manifolds, k=3) of generated judge features, mean over kept classes"),
+    ("kept_recall", generation.precision_recall, "higher", "utility",
+     "improved recall (k-NN manifolds, k=3) of generated judge features, mean over kept classes"),
+]
+
+for _name, _fn, _direction, _lens, _summary in _GENERATION_METRICS:
+    register_metric(_name, summary=_summary, direction=_direction, lens=_lens)(_fn)

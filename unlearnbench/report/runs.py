@@ -350,6 +350,49 @@ def roc_plot(run: Run) -> Plot | None:
     return _png(fig, f"ROC curves of the membership attacks ({', '.join(attacks)})")
 
 
+def _mosaic(samples: Any) -> tuple[np.ndarray, list] | None:
+    """One image of a model's sample grid: ``samples = {"classes": [...], "images": [per class:
+    [image, ...]]}`` with images ``[C, H, W]`` of 0..255 integers; a row per class."""
+    if not isinstance(samples, dict) or not isinstance(samples.get("images"), list) or not samples["images"]:
+        return None
+    try:
+        rows = [np.asarray(row, dtype=np.uint8) for row in samples["images"]]
+    except (TypeError, ValueError):
+        return None
+    if any(r.ndim != 4 for r in rows) or len({r.shape[1:] for r in rows}) != 1:
+        return None
+    n = max(len(r) for r in rows)
+    c, h, w = rows[0].shape[1:]
+    pad = 1
+    out = np.full((len(rows) * (h + pad), n * (w + pad), c), 255, dtype=np.uint8)
+    for i, row in enumerate(rows):
+        for j, image in enumerate(row):
+            out[i * (h + pad):i * (h + pad) + h, j * (w + pad):j * (w + pad) + w] = image.transpose(1, 2, 0)
+    classes = samples.get("classes") if isinstance(samples.get("classes"), list) else list(range(len(rows)))
+    return (out[..., 0] if c == 1 else out), classes
+
+
+def samples_plot(run: Run) -> Plot | None:
+    """The generated samples per class of the original, the oracle and the unlearned model (a
+    generation suite's ``samples``), side by side."""
+    pe = run.per_example or {}
+    panels = [(model, _mosaic((pe.get(model) or {}).get("samples") if isinstance(pe.get(model), dict) else None))
+              for model in ("original", "oracle", "unlearned")]
+    panels = [(model, m) for model, m in panels if m is not None]
+    if not panels:
+        return None
+    fig, axes = _figure(len(panels), width=3.4, height=3.8)
+    forget = (pe.get("unlearned") or {}).get("forget_class") if isinstance(pe.get("unlearned"), dict) else None
+    for ax, (model, (image, classes)) in zip(axes, panels):
+        ax.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
+        step = image.shape[0] / max(1, len(classes))
+        ax.set_yticks([step * (i + 0.5) for i in range(len(classes))])
+        ax.set_yticklabels([f"{c}{' (forgotten)' if c == forget else ''}" for c in classes], fontsize=7)
+        ax.set_xticks([])
+        ax.set_title(model, fontsize=10)
+    return _png(fig, f"generated samples per class: {', '.join(m for m, _ in panels)}")
+
+
 def _grid(n: int):
     from matplotlib.figure import Figure
 
@@ -450,11 +493,12 @@ def _run_view(run: Run, index: int) -> dict[str, Any]:
             "sha": str(prov.get("git_sha") or "?")[:12],
             "dirty": {True: " (uncommitted changes)", False: "", None: " (state unknown)"}.get(prov.get("git_dirty"), ""),
             "device": prov.get("device", "?"), "error": r.get("error"), "metric_groups": _metric_groups(run),
-            "has_per_example": run.per_example is not None, "distributions": None, "roc": None,
+            "has_per_example": run.per_example is not None, "distributions": None, "roc": None, "samples": None,
             "verdict": _verdict(run)}
     if run.per_example is not None:
         view["distributions"] = distributions_plot(run)
         view["roc"] = roc_plot(run)
+        view["samples"] = samples_plot(run)
     view["curves"] = [(title, curve_plot(title, x_label, series)) for title, x_label, series in curves(run)]
     return view
 

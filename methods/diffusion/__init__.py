@@ -1,0 +1,1 @@
+"""Methods for class-conditional diffusion models (task kind ``diffusion``)."""
