@@ -9,7 +9,7 @@ from unlearnbench.cli.app import app
 runner = CliRunner()
 
 METHODS = ["original", "retrain", "ga", "graddiff", "npo", "simnpo", "idkdpo", "needle", "ft", "rl", "l1sparse", "bs", "be",
-           "salun", "iu", "scrub", "laf", "sisa", "gaussian", "blindspot", "external", "rmu"]
+           "salun", "iu", "scrub", "laf", "sisa", "gaussian", "blindspot", "external", "rmu", "s3t", "concept-poisoning"]
 LM_TASKS = ["tofu/forget01", "tofu/forget05", "tofu/forget10", "tofu-synth/forget01", "tofu-synth/forget05",
             "tofu-synth/forget10", "muse/news", "muse/books", "muse-synth/news"]
 TASKS = LM_TASKS + [f"digits/class-{k}" for k in range(10)] + [f"digits/{s}-{p}" for s in ("random", "worst") for p in (1, 5, 10, 20, 50)] \
@@ -32,6 +32,14 @@ def test_list_methods_gives_each_kind_its_own_hyperparameter_block():
     blocks = ga["hyperparameters (defaults, per kind)"].split("; ")
     assert [b.split(":")[0] for b in blocks] == ["language-model", "regression", "classifier"]
     assert "max_ratio=5.0" in blocks[1] and "max_ratio" not in blocks[2]
+
+
+def test_list_methods_shows_s3t_for_language_models_and_classifiers():
+    result = runner.invoke(app, ["list", "methods", "--format", "json"])
+    s3t = next(m for m in json.loads(result.stdout) if m["name"] == "s3t")
+    blocks = s3t["hyperparameters (defaults, per kind)"].split("; ")
+    assert sorted(b.split(":")[0] for b in blocks) == ["classifier", "language-model"]
+    assert all("orders=" in b and "min_active=" in b for b in blocks)
 
 
 def test_list_tasks_shows_tofu_muse_and_synthetic_variants():
