@@ -10,7 +10,7 @@ runner = CliRunner()
 
 METHODS = ["original", "retrain", "ga", "graddiff", "npo", "simnpo", "idkdpo", "needle", "ft", "rl", "l1sparse", "bs", "be",
            "salun", "iu", "scrub", "laf", "sisa", "gaussian", "blindspot", "external", "rmu",
-           "flat", "undial", "wga", "satimp", "ceu", "pdu", "esd", "sfd"]
+           "flat", "undial", "wga", "satimp", "ceu", "pdu", "esd", "sfd", "s3t", "concept-poisoning"]
 LM_TASKS = ["tofu/forget01", "tofu/forget05", "tofu/forget10", "tofu-synth/forget01", "tofu-synth/forget05",
             "tofu-synth/forget10", "muse/news", "muse/books", "muse-synth/news", "wmdp/bio", "wmdp/cyber", "wmdp-synth/bio"]
 TASKS = LM_TASKS + [f"digits/class-{k}" for k in range(10)] + [f"digits/{s}-{p}" for s in ("random", "worst") for p in (1, 5, 10, 20, 50)] \
@@ -43,6 +43,12 @@ def test_list_methods_shows_a_name_of_two_kinds_with_each_kinds_summary_and_hype
     lm, classifier = rl["hyperparameters (defaults, per kind)"].split("; ")
     assert "prompt_fraction=0.5" in lm and "momentum=0.9" in classifier and "prompt_fraction" not in classifier
     assert rl["summary"].startswith("language-model: random-label forgetting") and "; classifier: random wrong labels" in rl["summary"]
+def test_list_methods_shows_s3t_for_language_models_and_classifiers():
+    result = runner.invoke(app, ["list", "methods", "--format", "json"])
+    s3t = next(m for m in json.loads(result.stdout) if m["name"] == "s3t")
+    blocks = s3t["hyperparameters (defaults, per kind)"].split("; ")
+    assert sorted(b.split(":")[0] for b in blocks) == ["classifier", "language-model"]
+    assert all("orders=" in b and "min_active=" in b for b in blocks)
 
 
 def test_list_tasks_shows_tofu_muse_and_synthetic_variants():

@@ -68,6 +68,20 @@ def check_layout(n: int, shards: int, slices: int, method: str) -> None:
                         f"got shards={shards}, slices={slices}.")
 
 
+def deleted_rows(data, shards: int, slices: int, method: str) -> tuple[int, np.ndarray]:
+    """``(n, deleted)`` for a method that trains on an array task's whole training set: its
+    number of rows and the sorted forget indices, or a UserError saying what is missing."""
+    if data.x_train is None or data.y_train is None or data.forget_indices is None:
+        raise UserError(f"{method} trains on the full training set: the task must provide x_train, y_train "
+                        "and forget_indices.")
+    n = len(data.y_train)
+    check_layout(n, shards, slices, method)
+    deleted = np.unique(np.asarray(data.forget_indices, dtype=np.int64))
+    if len(deleted) and (deleted[0] < 0 or deleted[-1] >= n):
+        raise UserError(f"{method}: forget indices must lie in 0..{n - 1}; got {deleted[0]}..{deleted[-1]}.")
+    return n, deleted
+
+
 def cyclic_orders(slices: int, count: int) -> list[tuple[int, ...]]:
     """The first ``count`` right rotations of ``(0, 1, ..., slices - 1)`` (S3T's cyclic
     rotation; the identity first): with ``count = slices`` every slice comes first in exactly

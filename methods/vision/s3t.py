@@ -43,7 +43,7 @@ from unlearnbench.errors import UserError
 from unlearnbench.method import Method
 from unlearnbench.registry import register_method
 from unlearnbench.sliced import (
-    LoraSpec, S3TSystem, adapter_targets, array_digest, cache_folder, check_layout, cyclic_orders, deletion_info,
+    LoraSpec, S3TSystem, adapter_targets, array_digest, cache_folder, cyclic_orders, deleted_rows, deletion_info,
     partition,
 )
 from unlearnbench.vision.classifier import ShardEnsemble, build_classifier, classifier_train_config, train_classifier
@@ -51,7 +51,7 @@ from unlearnbench.vision.classifier import ShardEnsemble, build_classifier, clas
 FORMAT_VERSION = 1
 
 
-@register_method("s3t", summary="S3T: exact unlearning by deactivating sliced LoRA adapter stacks (classifiers)")
+@register_method("s3t", summary="S3T: exact unlearning by deactivating sliced LoRA adapter stacks")
 class ClassifierS3T(Method):
     name = "s3t"
     needs = ("train",)
@@ -70,13 +70,8 @@ class ClassifierS3T(Method):
         epochs: int | None = None  # E, epochs over a shard; None: the task recipe's
 
     def unlearn(self, model, data, params, ctx):
-        if data.x_train is None or data.y_train is None or data.forget_indices is None:
-            raise UserError("s3t trains on the full training set: the task must provide x_train, y_train "
-                            "and forget_indices.")
-        n = len(data.y_train)
-        check_layout(n, params.shards, params.slices, "s3t")
+        n, deleted = deleted_rows(data, params.shards, params.slices, "s3t")
         orders = cyclic_orders(params.slices, params.orders)
-        deleted = np.unique(np.asarray(data.forget_indices, dtype=np.int64))
         probe = build_classifier(data.model_config, seed=0)
         if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in probe.modules()):
             raise UserError("s3t keeps its base model frozen, but this architecture has BatchNorm, whose running "

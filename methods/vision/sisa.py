@@ -32,10 +32,9 @@ import numpy as np
 from torch import nn
 
 from unlearnbench.cache import building
-from unlearnbench.errors import UserError
 from unlearnbench.method import Method
 from unlearnbench.registry import register_method
-from unlearnbench.sliced import array_digest, cache_folder, check_layout, partition
+from unlearnbench.sliced import array_digest, cache_folder, deleted_rows, partition
 from unlearnbench.vision.classifier import ShardEnsemble, build_classifier, classifier_train_config, train_classifier
 
 FORMAT_VERSION = 1
@@ -55,14 +54,7 @@ class Sisa(Method):
 
 
     def unlearn(self, model, data, params, ctx):
-        if data.x_train is None or data.y_train is None or data.forget_indices is None:
-            raise UserError("sisa retrains on the full training set: the task must provide x_train, y_train "
-                            "and forget_indices.")
-        n = len(data.y_train)
-        check_layout(n, params.shards, params.slices, "sisa")
-        deleted = np.unique(np.asarray(data.forget_indices, dtype=np.int64))
-        if len(deleted) and (deleted[0] < 0 or deleted[-1] >= n):
-            raise UserError(f"sisa: forget indices must lie in 0..{n - 1}; got {deleted[0]}..{deleted[-1]}.")
+        n, deleted = deleted_rows(data, params.shards, params.slices, "sisa")
         layout = partition(n, params.shards, params.slices, ctx.seed)
         step = step_config(data.train_config, params)
         folder = checkpoint_folder(data, params, ctx.seed, ctx.device)
