@@ -523,6 +523,63 @@ def leaderboard_show(
         out_console.print(escape(f"No submissions in {leaderboard}/ yet; add one with `unlearnbench submit runs/<run_id>`."))
     for board in shown:
         out_console.print(boards.rich_table(board))
+        if board.seeds is not None:
+            from unlearnbench.leaderboard.seeds import rich_seed_table
+            from unlearnbench.report.htmlpage import fmt, params_text
+
+            out_console.print(rich_seed_table(board.seeds, board.name, fmt, params_text))
+
+
+class Executor(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
+@app.command()
+def sweep(
+    spec: Annotated[Path, typer.Argument(help="The sweep file (TOML): tasks, methods, params, seeds, ...")],
+    out: Annotated[Path, typer.Option(help="Folder for run records.")] = Path("runs"),
+    executor: Annotated[Executor, typer.Option(help="local (one job at a time, in this process) or ray.")] = Executor.local,
+    address: Annotated[Optional[str], typer.Option(help="Ray cluster to attach to (default: an embedded local Ray).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Ray: jobs side by side (default: cores / cores per job).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="List the jobs and which are finished; run nothing.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
+) -> None:
+    """Run every job of a sweep (tasks x methods x params x seeds), each one `evaluate`; a re-run
+    skips the jobs that succeeded."""
+    from unlearnbench import sweep as sw
+
+    if address is not None and executor is not Executor.ray:
+        fail("--address attaches to a Ray cluster; add --executor ray.")
+    try:
+        jobs = sw.plan_jobs(sw.load_spec(spec), out)
+        if dry_run:
+            for job in jobs:
+                out_console.print(f"{'finished' if sw.finished(job) else 'to run  '}  {job.run_id}  {escape(job.label)}",
+                                  highlight=False)
+            return
+        if executor is Executor.ray:
+            from unlearnbench.sweep_ray import RayExecutor
+
+            runner = RayExecutor(address, workers, jobs[0].cpus if jobs else 1,
+                                 log=(lambda m: None) if quiet else (lambda m: _err.print(m, highlight=False)))
+        else:
+            runner = sw.LocalExecutor()
+        state = sw.run_sweep(jobs, runner, display=sw.SweepDisplay(quiet))
+    except UserError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        _err.print("[yellow]interrupted[/]: finished jobs keep their records; run the same command again to run "
+                   "the rest.", highlight=False)
+        raise typer.Exit(130)
+    ran = state.done + state.failed
+    out_console.print(f"{len(jobs)} jobs: ran {ran} ({state.done} succeeded, {state.failed} failed), "
+                      f"skipped {state.skipped} already finished, in {sw.time.perf_counter() - state.t_start:.1f} s "
+                      f"({runner.name} executor). Records in {out}/.", highlight=False)
+    for run_id, reason in state.failures:
+        out_console.print(f"failed: {run_id}: {escape(reason)}", highlight=False)
+    if state.failed:
+        raise typer.Exit(1)
 
 
 def _terminate(signum, frame) -> None:

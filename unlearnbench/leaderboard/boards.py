@@ -22,6 +22,7 @@ from urllib.parse import quote
 from unlearnbench.report.htmlpage import Scatter, axis_label, fmt, params_text, render, scatter_layout
 from unlearnbench.leaderboard.submissions import DEFAULT_BOARD, SUBMISSION_FILE, read_quiet, stored_runs, task_folder
 from unlearnbench.leaderboard.ranking import GOAL_ARROWS, GOAL_WORDS, Ranking, rank, ranking_for, suite_rows
+from unlearnbench.leaderboard import seeds
 from unlearnbench.records import RECORD_FILE, harness_dirty
 
 BOARD_FILES = ("README.md", "index.html")
@@ -49,6 +50,7 @@ class TaskBoard:
     ranked: list[tuple[int, float | None, dict]]
     references: list[tuple[str, dict]]  # ("original" | "oracle" [+ #n], metrics)
     name: str = ""  # the title: the task, plus the mode and the fingerprint where needed
+    seeds: seeds.SeedBoard | None = None  # runs differing only by seed, aggregated (None: no such runs)
 
     @property
     def anchor(self) -> str:
@@ -98,7 +100,7 @@ def task_boards(records: Iterable[dict]) -> list[TaskBoard]:
             references += [(f"original{suffix}", r.get("reference", {}).get("original", {})),
                            (f"oracle{suffix}", r.get("reference", {}).get("oracle", {}))]
         boards.append(TaskBoard(name, suite, str(group[0]["task"].get("version", "")), fp, mode, ranking, columns,
-                                rank(group, ranking), references))
+                                rank(group, ranking), references, seeds=seeds.seed_board(group, ranking)))
     worlds = {}
     for b in boards:
         worlds.setdefault(b.task, set()).add(b.fingerprint)
@@ -209,6 +211,8 @@ def render_markdown(boards: list[TaskBoard]) -> str:
         out.append("")
         if any(harness_dirty(r) for _, _, r in b.ranked):
             out += ["† made from a harness with uncommitted changes (accepted with `--allow-dirty`).", ""]
+        if b.seeds is not None:
+            out += seeds.markdown_lines(b.seeds, fmt, params_text, _md)
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -256,7 +260,8 @@ def _board_view(b: TaskBoard) -> dict[str, Any]:
              "metrics": r["metrics"], "path": r["_path"]} for position, score, r in b.ranked]
     return {"name": b.name, "anchor": b.anchor, "suite": b.suite, "version": b.version, "fingerprint": b.fingerprint,
             "ranking_text": ranking_text(b.ranking), "slots": _slots(b), "rows": rows, "references": b.references,
-            "dirty": any(row["dirty"] for row in rows), "scatter": board_scatter(b)}
+            "dirty": any(row["dirty"] for row in rows), "scatter": board_scatter(b),
+            "seeds": seeds.seed_view(b.seeds, fmt, params_text)}
 
 
 def render_html(boards: list[TaskBoard]) -> str:

@@ -503,18 +503,35 @@ def _run_view(run: Run, index: int) -> dict[str, Any]:
     return view
 
 
+def _seed_view(runs: list[Run]) -> dict | None:
+    """Runs of one task that differ only by seed, aggregated as on the board (and its signal check)."""
+    from unlearnbench.leaderboard.seeds import seed_board, seed_view
+    from unlearnbench.report.htmlpage import fmt
+
+    if len(runs) < 2:
+        return None
+    records = [r.record for r in runs]
+    present = {m for r in records for m in r.get("metrics", {})}
+    return seed_view(seed_board(records, ranking_for(runs[0].suite, suite_rows(runs[0].suite), present)), fmt,
+                     params_text)
+
+
 def render_report(runs: list[Run]) -> str:
     by_task: dict[str, list[Run]] = {}
     for run in runs:
         by_task.setdefault(run.record.get("task", {}).get("name", "?"), []).append(run)
     heading = runs[0].title if len(runs) == 1 else f"{len(runs)} runs"
-    tradeoffs = []
+    tradeoffs, seed_tables = [], []
     for task, group in by_task.items():
         ok = [r for r in group if r.record.get("status") == "succeeded"]
         plot = tradeoff_plot(ok) if len(ok) > 1 else None
         if plot:
             tradeoffs.append((task, plot))
+        view = _seed_view(ok)
+        if view:
+            seed_tables.append((task, view))
     return render("report.html.j2", title=f"unlearnbench report: {heading}", heading=heading, tradeoffs=tradeoffs,
+                  seed_tables=seed_tables,
                   runs=[_run_view(run, i) for i, run in enumerate(runs)], per_example_file=PER_EXAMPLE_FILE,
                   legend=LEGEND)
 
