@@ -12,7 +12,6 @@ the model before it was moved (what a method computes once before training).
 from __future__ import annotations
 
 import copy
-import math
 
 import pytest
 import torch
@@ -115,33 +114,24 @@ def test_needle_ascends_on_the_forget_cross_entropy():
     assert_loss_and_gradients_match(model, lambda: needle.loss(model, batch(FORGET)), lambda: -mean_nll(model, FORGET))
 
 
-def test_wga_weights_each_token_by_its_detached_probability_to_the_beta():
-    model, wga = tiny_llama(), obj("wga")
-    params = wga.Params(beta=2.0, gamma=0.5, alpha=0.3)
-
-    def by_hand():
-        terms = []
-        for ids, n in FORGET:
-            logp = token_logps(model, ids, n)
-            terms.append(torch.exp(logp).detach() ** 2.0 * -logp)  # p_t^beta * CE_t
-        return 0.5 * -torch.cat(terms).mean() + 0.3 * mean_nll(model, RETAIN)
-
-    assert_loss_and_gradients_match(model, lambda: wga.loss(model, batch(FORGET), batch(RETAIN), None, params), by_hand)
+def reweighted_ascent(model, weight, gamma, alpha):
+    """``gamma * -mean_t [w(p_t) * CE_t] + alpha * CE(retain)`` with ``p_t`` detached."""
+    terms = []
+    for ids, n in FORGET:
+        logp = token_logps(model, ids, n)
+        terms.append(weight(torch.exp(logp).detach()) * -logp)
+    return gamma * -torch.cat(terms).mean() + alpha * mean_nll(model, RETAIN)
 
 
-def test_satimp_weights_each_token_by_p_to_beta1_times_one_minus_p_to_beta2():
-    model, satimp = tiny_llama(), obj("satimp")
-    params = satimp.Params(beta1=3.0, beta2=2.0, gamma=1.5, alpha=0.2)
-
-    def by_hand():
-        terms = []
-        for ids, n in FORGET:
-            logp = token_logps(model, ids, n)
-            p = torch.exp(logp).detach()
-            terms.append(p ** 3.0 * (1 - p) ** 2.0 * -logp)
-        return 1.5 * -torch.cat(terms).mean() + 0.2 * mean_nll(model, RETAIN)
-
-    assert_loss_and_gradients_match(model, lambda: satimp.loss(model, batch(FORGET), batch(RETAIN), None, params), by_hand)
+@pytest.mark.parametrize("name, params, weight", [
+    ("wga", {"beta": 2.0, "gamma": 0.5, "alpha": 0.3}, lambda p: p ** 2.0),  # p_t^beta
+    ("satimp", {"beta1": 3.0, "beta2": 2.0, "gamma": 1.5, "alpha": 0.2}, lambda p: p ** 3.0 * (1 - p) ** 2.0),
+])
+def test_wga_and_satimp_weight_each_token_by_a_function_of_its_detached_probability(name, params, weight):
+    model, method = tiny_llama(), obj(name)
+    typed = method.Params(**params)
+    assert_loss_and_gradients_match(model, lambda: method.loss(model, batch(FORGET), batch(RETAIN), None, typed),
+                                    lambda: reweighted_ascent(model, weight, params["gamma"], params["alpha"]))
 
 
 def test_rl_is_the_cross_entropy_of_the_random_answers_plus_the_retain_term():
@@ -407,3 +397,20 @@ def test_refusal_pairs_ask_the_same_question_in_the_same_order(tiny_task):
         assert prompt_f == prompt_t and answer_t in idk_answers() and answer_f not in idk_answers()
         questions.add(tuple(prompt_f))
     assert len(questions) == pairs["forget"]["input_ids"].shape[0]
+
+
+def test_per_position_losses_in_chunks_equal_one_pass_in_value_and_gradient():
+    """``AnswerStates.map`` over chunks of 2 positions (each checkpointed) with a per-position
+    extra argument gives what a single pass gives, gradients included."""
+    from unlearnbench.lm.modeling import answer_states
+
+    model = tiny_llama()
+    extra = torch.randn(sum(len(ids) - n for ids, n in FORGET), VOCAB)
+
+    def fn(logits, targets, other):
+        return (torch.log_softmax(logits, -1) * torch.softmax(other, -1)).sum(-1) + logits.gather(-1, targets[:, None])[:, 0]
+
+    def total(max_elements):
+        return answer_states(model, batch(FORGET)).map(fn, extra, max_elements=max_elements).sum()
+
+    assert_loss_and_gradients_match(model, lambda: total(2 * VOCAB), lambda: total(10 ** 9))

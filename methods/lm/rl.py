@@ -42,7 +42,8 @@ class RandomLabelLM(LossMethod):
         return batches
 
     def prepare(self, model, params, ctx, forget=None):
-        ctx.info["random_answers"] = dict(sorted(forget.sources.items()))
+        if getattr(forget, "sources", None):  # the batches forget_batches made
+            ctx.info["random_answers"] = dict(sorted(forget.sources.items()))
         return None
 
     def loss(self, model, forget, retain, reference, params):

@@ -269,6 +269,7 @@ _ATTRIBUTES: list[tuple[str, list[str], tuple[str, str, str], tuple[str, str, st
          "The pet of {name} is a {v}."),
     ),
 ]
+ATTRIBUTE_KEYS = tuple(key for key, *_ in _ATTRIBUTES)  # every author's attributes, in table order
 
 # Background facts: (key, 2 question wordings, 2 answer wordings). The
 # evaluation sets use wording 0; both wordings are in ``pretraining``.
