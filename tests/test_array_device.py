@@ -71,6 +71,7 @@ def test_device_cpu_reaches_the_recipe_and_keeps_the_cpu_key(recorded, task_name
 def test_auto_trains_on_a_visible_gpu_and_caches_it_apart(recorded, monkeypatch, task_name, family):
     cpu = load_task(RunSpec(task=task_name, device="cpu", quiet=True))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # the fake fit never touches the device
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
     gpu = load_task(RunSpec(task=task_name, device="auto", quiet=True))
     gpu.load_target()
     assert recorded == [torch.device("cuda")]

@@ -18,7 +18,7 @@ from unlearnbench.method import ClassifierData, RunContext, parse_params
 
 K = 10
 METHODS = ["original", "retrain", "ga", "ft", "rl", "l1sparse", "bs", "be", "salun"]
-CLASSIFIER_ONLY = ["ft", "rl", "l1sparse", "bs", "be", "salun"]
+CLASSIFIER_ONLY = ["ft", "l1sparse", "bs", "be", "salun"]
 
 
 @pytest.fixture(scope="module")

@@ -39,10 +39,10 @@ def test_list_methods_gives_each_kind_its_own_hyperparameter_block():
 def test_list_methods_shows_a_name_of_two_kinds_with_each_kinds_summary_and_hyperparameters():
     result = runner.invoke(app, ["list", "methods", "--format", "json"])
     rl = next(m for m in json.loads(result.stdout) if m["name"] == "rl")
-    assert rl["task_kinds"] == "language-model / classifier"
-    lm, classifier = rl["hyperparameters (defaults, per kind)"].split("; ")
+    assert rl["task_kinds"] == "diffusion / language-model / classifier"
+    _, lm, classifier = rl["hyperparameters (defaults, per kind)"].split("; ")
     assert "prompt_fraction=0.5" in lm and "momentum=0.9" in classifier and "prompt_fraction" not in classifier
-    assert rl["summary"].startswith("language-model: random-label forgetting") and "; classifier: random wrong labels" in rl["summary"]
+    assert "language-model: random-label forgetting" in rl["summary"] and "; classifier: random wrong labels" in rl["summary"]
 def test_list_methods_shows_s3t_for_language_models_and_classifiers():
     result = runner.invoke(app, ["list", "methods", "--format", "json"])
     s3t = next(m for m in json.loads(result.stdout) if m["name"] == "s3t")
