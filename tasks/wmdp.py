@@ -34,7 +34,7 @@ from pathlib import Path
 
 from unlearnbench.cache import building, cache_root, fingerprint
 from unlearnbench.data import load_splits, split_digests, split_files, write_parquet_split
-from unlearnbench.errors import DataError
+from unlearnbench.errors import DataError, UserError
 from unlearnbench.lm import lmeval
 from unlearnbench.lm.modeling import PromptFormat, TinyLlamaConfig, TrainConfig, model_config, tiny_llama_recipe, train_config
 from unlearnbench.registry import register_task
@@ -108,7 +108,7 @@ def real_lm_eval_tasks(root: Path, domain: str, out: Path) -> dict:
             try:
                 base = lmeval.lm_eval_task_file("mmlu", "default", f"mmlu_{subject}.yaml")
                 extra = {}
-            except Exception:  # a subject lm-eval does not list: its template, MMLU's wording
+            except UserError:  # a subject lm-eval does not list: its template, MMLU's wording
                 base = lmeval.lm_eval_task_file("mmlu", "default", "_default_template_yaml")
                 extra = {"description": f"The following are multiple choice questions (with answers) about "
                                         f"{subject.replace('_', ' ')}.\n\n"}

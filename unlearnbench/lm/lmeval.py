@@ -84,9 +84,13 @@ def lm_eval_task_file(*parts: str) -> Path:
 
 def write_task(folder: Path, name: str, config: dict[str, Any]) -> Path:
     """Write ``<folder>/<name>.yaml`` (whole or not at all; unchanged files are left alone)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.yaml"
-    text = json.dumps({"task": name, **config}, indent=1) + "\n"
+    return _write_if_changed(folder / f"{name}.yaml", json.dumps({"task": name, **config}, indent=1) + "\n")
+
+
+def _write_if_changed(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` whole or not at all, whoever reads it meanwhile; a file that
+    already holds it is left alone."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     if not path.exists() or path.read_text() != text:
         tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
         tmp.write_text(text)
@@ -104,13 +108,7 @@ def local_data(files: list[Path], split: str = "test") -> dict[str, Any]:
 def write_choice_task(folder: Path, name: str, rows: list[dict], *, doc_to_text: str) -> Path:
     """A multiple-choice task of ``rows`` (``question``, ``choices``, ``label``) as JSONL plus its
     configuration: the choices' texts scored as continuations of ``doc_to_text``, ``acc``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    data = folder / f"{name}.jsonl"
-    text = "".join(json.dumps(r) + "\n" for r in rows)
-    if not data.exists() or data.read_text() != text:
-        tmp = data.with_name(data.name + f".{os.getpid()}.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, data)  # whole or not at all, whoever reads it meanwhile
+    data = _write_if_changed(folder / f"{name}.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     return write_task(folder, name, {
         "dataset_path": "json", "dataset_kwargs": {"data_files": {"test": str(data)}}, "test_split": "test",
         "output_type": "multiple_choice", "doc_to_text": doc_to_text, "doc_to_choice": "{{choices}}",
