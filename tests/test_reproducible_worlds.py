@@ -106,3 +106,22 @@ def test_an_array_world_model_is_fingerprinted_at_build_time(tmp_path, threads):
     finally:
         torch.set_num_threads(before)
     assert stored_fingerprint(folder) == weights_fingerprint(folder)
+
+
+def _record(run_id: str, target: str, oracle: str = "o1") -> dict:
+    return {"run_id": run_id, "task": {"name": "digits/class-3", "version": "1", "fingerprint": "f", "suite": "classifier"},
+            "method": {"name": "ga", "params": {}}, "seed": 0, "metrics": {}, "reference": {}, "_path": f"t/{run_id}",
+            "model": {"target_fingerprint": target, "oracle_fingerprint": oracle}, "provenance": {"git_dirty": False}}
+
+
+def test_the_board_shows_the_majority_fingerprints_and_flags_a_run_on_other_weights():
+    from unlearnbench.leaderboard import boards
+
+    [board] = boards.task_boards([_record("a", "t1"), _record("b", "t1"), _record("c", "t2")])
+    assert board.models == ("t1", "o1")
+    assert [board.other_models(r) for _, _, r in board.ranked] == [False, False, True]
+    text = boards.render_markdown([board])
+    assert "Target weights `t1`, oracle `o1`" in text
+    assert "| ga ‡ |" in text and "`c` `t2` / `o1`" in text
+    page = boards.render_html([board])
+    assert "<code>t1</code>" in page and page.count("‡") >= 2
