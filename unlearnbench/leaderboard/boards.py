@@ -51,6 +51,11 @@ class TaskBoard:
     references: list[tuple[str, dict]]  # ("original" | "oracle" [+ #n], metrics)
     name: str = ""  # the title: the task, plus the mode and the fingerprint where needed
     seeds: seeds.SeedBoard | None = None  # runs differing only by seed, aggregated (None: no such runs)
+    models: tuple[str, str] = ("", "")  # the target and oracle fingerprints most of its runs share
+
+    def other_models(self, record: dict) -> bool:
+        """Whether ``record`` was scored against another target or oracle than the board's."""
+        return model_fingerprints(record) != self.models
 
     @property
     def anchor(self) -> str:
@@ -68,6 +73,20 @@ def collect(board: Path = DEFAULT_BOARD) -> list[dict]:
                 meta = read_quiet(run / SUBMISSION_FILE) or {}
                 records.append(record | {"_path": f"{task_dir.name}/{run.name}", "_submission": meta})
     return records
+
+
+def model_fingerprints(record: dict) -> tuple[str, str]:
+    """The (target, oracle) weight fingerprints a record was scored against ("" where absent)."""
+    model = record.get("model") if isinstance(record.get("model"), dict) else {}
+    return tuple(str(model.get(k) or "") for k in ("target_fingerprint", "oracle_fingerprint"))
+
+
+def majority_models(group: list[dict]) -> tuple[str, str]:
+    """The (target, oracle) fingerprints most runs of a board share (the first run's on a tie)."""
+    counts: dict[tuple[str, str], int] = {}
+    for r in group:
+        counts[model_fingerprints(r)] = counts.get(model_fingerprints(r), 0) + 1
+    return max(counts, key=counts.get) if counts else ("", "")
 
 
 def task_boards(records: Iterable[dict]) -> list[TaskBoard]:
@@ -100,7 +119,8 @@ def task_boards(records: Iterable[dict]) -> list[TaskBoard]:
             references += [(f"original{suffix}", r.get("reference", {}).get("original", {})),
                            (f"oracle{suffix}", r.get("reference", {}).get("oracle", {}))]
         boards.append(TaskBoard(name, suite, str(group[0]["task"].get("version", "")), fp, mode, ranking, columns,
-                                rank(group, ranking), references, seeds=seeds.seed_board(group, ranking)))
+                                rank(group, ranking), references, seeds=seeds.seed_board(group, ranking),
+                                models=majority_models(group)))
     worlds = {}
     for b in boards:
         worlds.setdefault(b.task, set()).add(b.fingerprint)
@@ -136,7 +156,8 @@ def rich_table(b: TaskBoard):
         table.add_column("mean rank", justify="right")
     table.add_column("params", overflow="fold")
     for position, score, r in b.ranked:
-        cells = [str(position), str(r["method"]["name"]) + (" †" if harness_dirty(r) else ""), str(r["seed"])]
+        cells = [str(position), str(r["method"]["name"]) + (" †" if harness_dirty(r) else "") + (" ‡" if b.other_models(r) else ""),
+                 str(r["seed"])]
         cells += [fmt(r["metrics"].get(c.name)) for c in crit] + ([f"{score:g}"] if len(crit) > 1 else [])
         table.add_row(*map(Text, cells), Text(params_text(r["method"].get("params"))))
     table.add_section()
@@ -181,6 +202,12 @@ def _md_code(text: str) -> str:
     return f"`{text}`" if _MD_CODE.fullmatch(str(text)) else _md(text)
 
 
+def _md_models(b: TaskBoard) -> str:
+    target, oracle = b.models
+    return (f"Target weights {_md_code(target or 'unknown')}, oracle {_md_code(oracle or 'none')} "
+            "(the fingerprints most runs share).")
+
+
 def render_markdown(boards: list[TaskBoard]) -> str:
     out = ["# Leaderboards", "",
            "Rendered by `unlearnbench leaderboard build` from the submissions in this folder (one folder per task, "
@@ -192,13 +219,13 @@ def render_markdown(boards: list[TaskBoard]) -> str:
         crit = [c for c in b.columns[: len(b.ranking.criteria)]]
         out += [f"## {_md(b.name)}", "",
                 f"Suite {_md_code(b.suite)}, task version {_md(b.version)}, fingerprint {_md_code(b.fingerprint)}. "
-                f"Ranked {ranking_text(b.ranking)}", ""]
+                f"Ranked {ranking_text(b.ranking)}", "", _md_models(b), ""]
         header = ["#", "method", "params", "seed"] + [f"{c.name} {GOAL_ARROWS.get(c.goal, '')}".strip() for c in crit]
         header += ["mean rank"] if len(crit) > 1 else []
         header += ["run"]
         out += ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if h not in ("method", "params", "run") else "---" for h in header) + "|"]
         for position, score, r in b.ranked:
-            name = _md(r["method"]["name"]) + (" †" if harness_dirty(r) else "")
+            name = _md(r["method"]["name"]) + (" †" if harness_dirty(r) else "") + (" ‡" if b.other_models(r) else "")
             cells = [str(position), name, _md(params_text(r["method"].get("params"))), _md(r["seed"])]
             cells += [fmt(r["metrics"].get(c.name)) for c in crit]
             cells += [f"{score:g}"] if len(crit) > 1 else []
@@ -211,6 +238,11 @@ def render_markdown(boards: list[TaskBoard]) -> str:
         out.append("")
         if any(harness_dirty(r) for _, _, r in b.ranked):
             out += ["† made from a harness with uncommitted changes (accepted with `--allow-dirty`).", ""]
+        if any(b.other_models(r) for _, _, r in b.ranked):
+            others = "; ".join(f"{_md_code(r['run_id'])} {_md_code(fp[0] or 'unknown')} / {_md_code(fp[1] or 'none')}"
+                               for _, _, r in b.ranked if b.other_models(r) for fp in [model_fingerprints(r)])
+            out += [f"‡ scored against another target / oracle than the fingerprints above ({others}): "
+                    "its numbers do not compare with the others'.", ""]
         if b.seeds is not None:
             out += seeds.markdown_lines(b.seeds, fmt, params_text, _md)
     return "\n".join(out).rstrip() + "\n"
@@ -256,12 +288,13 @@ def _slots(b: TaskBoard) -> list[Slot]:
 def _board_view(b: TaskBoard) -> dict[str, Any]:
     """What ``leaderboard.html.j2`` shows of one board."""
     rows = [{"position": position, "score": score, "run_id": r["run_id"], "method": r["method"]["name"],
-             "dirty": harness_dirty(r), "params": params_text(r["method"].get("params")), "seed": r["seed"],
+             "dirty": harness_dirty(r), "other_models": b.other_models(r), "params": params_text(r["method"].get("params")), "seed": r["seed"],
              "metrics": r["metrics"], "path": r["_path"]} for position, score, r in b.ranked]
     return {"name": b.name, "anchor": b.anchor, "suite": b.suite, "version": b.version, "fingerprint": b.fingerprint,
             "ranking_text": ranking_text(b.ranking), "slots": _slots(b), "rows": rows, "references": b.references,
             "dirty": any(row["dirty"] for row in rows), "scatter": board_scatter(b),
-            "seeds": seeds.seed_view(b.seeds, fmt, params_text)}
+            "seeds": seeds.seed_view(b.seeds, fmt, params_text), "target_fingerprint": b.models[0],
+            "oracle_fingerprint": b.models[1], "other_models": any(row["other_models"] for row in rows)}
 
 
 def render_html(boards: list[TaskBoard]) -> str:
