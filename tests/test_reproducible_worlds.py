@@ -13,15 +13,15 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from unlearnbench.reproducible import (FINGERPRINT_FILE, reproducible_build, stored_fingerprint, tensors_fingerprint,
+from unlearnbench.reproducible import (BUILD_THREADS, FINGERPRINT_FILE, reproducible_build, stored_fingerprint, tensors_fingerprint,
                                        weights_fingerprint)
 
 ROOT = Path(__file__).resolve().parent.parent
 
 # A tofu-synth world of the default model width, trained briefly. Trained on every thread (the
 # code before reproducible builds), this model's weights were the same with 1, 2 or 4 threads
-# but not with 16, hence the two counts here (the build itself runs on one thread, so 16 on
-# a 2-core machine costs nothing).
+# but not with 16, hence the two counts here (the build itself runs on BUILD_THREADS
+# threads whatever the caller set).
 BUILD = """
 import json, sys, torch
 torch.set_num_threads(int(sys.argv[1]))
@@ -76,12 +76,14 @@ def test_the_build_block_gives_back_the_callers_threads_and_random_state():
     threads = torch.get_num_threads()
     torch.manual_seed(7)
     expected = torch.rand(3)
+    torch.set_num_threads(1)
     torch.manual_seed(7)
     with reproducible_build(seed=0):
-        assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == BUILD_THREADS == 2
         assert torch.are_deterministic_algorithms_enabled()
         inside = torch.rand(3)
-    assert torch.get_num_threads() == threads
+    assert torch.get_num_threads() == 1
+    torch.set_num_threads(threads)
     assert not torch.are_deterministic_algorithms_enabled()
     assert torch.equal(torch.rand(3), expected)  # the block's draws did not move the caller's stream
     torch.manual_seed(0)
