@@ -208,8 +208,9 @@ def check_against_models(record: dict, per_example: dict, task, run_folder: Path
         try:
             ours = scores(board_spec(record, device), task, unlearned=weights, rte_s=_unlearn_seconds(record))
         except UserError as exc:  # a hub model out of reach, a model folder the loader refuses
-            if weights is not None and not isinstance(exc, VerificationError):
-                raise VerificationError(f"The run's weights could not be scored here: {exc}") from None
+            if weights is not None:
+                raise VerificationError(f"--verify could not score the run here ({exc}). Submit without --verify "
+                                        "to be marked recomputed.") from None
             why = f"the board could not load the task's models ({exc})"
     if why is not None:
         if verify:
