@@ -80,7 +80,8 @@ def forge(run: Path, dest: Path, *, touch_oracle: bool = False) -> Path:
 
     record = json.loads((run / RECORD_FILE).read_text())
     scores = json.loads((run / PER_EXAMPLE_FILE).read_text())
-    scores["unlearned"] = copy.deepcopy(scores["oracle"])
+    # what only the unlearned model has (a classifier's rte_s, its unlearning time) is kept
+    scores["unlearned"] = {**scores["unlearned"], **copy.deepcopy(scores["oracle"])}
     if touch_oracle:
         scores["oracle"]["forget"]["truth_ratio"][3] += 0.25
     aggregate = get_suite(record["task"]["suite"]).aggregate
