@@ -21,11 +21,17 @@ from urllib.parse import quote
 
 from unlearnbench.report.htmlpage import Scatter, axis_label, fmt, params_text, render, scatter_layout
 from unlearnbench.leaderboard.submissions import DEFAULT_BOARD, SUBMISSION_FILE, read_quiet, stored_runs, task_folder
-from unlearnbench.leaderboard.ranking import GOAL_ARROWS, GOAL_WORDS, Ranking, rank, ranking_for, suite_rows
+from unlearnbench.leaderboard.ranking import GOAL_ARROWS, GOAL_WORDS, Ranking, rank_tiers, ranking_for, suite_rows
+from unlearnbench.leaderboard.verify import mark, tier
 from unlearnbench.leaderboard import seeds
 from unlearnbench.records import RECORD_FILE, harness_dirty
 
 BOARD_FILES = ("README.md", "index.html")
+# what the check column says (README's "Verified submissions" tells how a run earns each mark)
+MARKS_NOTE = ("check: verified, the board scored the run again from its saved weights and got the scores it sent "
+              "(unlearnbench submit --verify); recomputed, every number recomputed from the scores it sent, not from "
+              "a model; references unverified, the board could not score the task's target and oracle to compare. "
+              "Verified runs rank first: a recomputed run never ranks above a verified one.")
 
 
 @dataclass
@@ -119,7 +125,7 @@ def task_boards(records: Iterable[dict]) -> list[TaskBoard]:
             references += [(f"original{suffix}", r.get("reference", {}).get("original", {})),
                            (f"oracle{suffix}", r.get("reference", {}).get("oracle", {}))]
         boards.append(TaskBoard(name, suite, str(group[0]["task"].get("version", "")), fp, mode, ranking, columns,
-                                rank(group, ranking), references, seeds=seeds.seed_board(group, ranking),
+                                rank_tiers(group, ranking, tier), references, seeds=seeds.seed_board(group, ranking),
                                 models=majority_models(group)))
     worlds = {}
     for b in boards:
@@ -148,7 +154,7 @@ def rich_table(b: TaskBoard):
     # "[link=...]" is shown as it is, not interpreted)
     crit = b.columns[: len(b.ranking.criteria)]
     table = Table(title=Text(f"{b.name} · ranked {ranking_text(b.ranking)}"), title_justify="left")
-    for col, justify in (("#", "right"), ("method", "left"), ("seed", "right")):
+    for col, justify in (("#", "right"), ("method", "left"), ("check", "left"), ("seed", "right")):
         table.add_column(col, justify=justify)
     for c in crit:
         table.add_column(f"{c.name} {GOAL_ARROWS.get(c.goal, '')}", justify="right")
@@ -157,12 +163,12 @@ def rich_table(b: TaskBoard):
     table.add_column("params", overflow="fold")
     for position, score, r in b.ranked:
         cells = [str(position), str(r["method"]["name"]) + (" †" if harness_dirty(r) else "") + (" ‡" if b.other_models(r) else ""),
-                 str(r["seed"])]
+                 mark(r), str(r["seed"])]
         cells += [fmt(r["metrics"].get(c.name)) for c in crit] + ([f"{score:g}"] if len(crit) > 1 else [])
         table.add_row(*map(Text, cells), Text(params_text(r["method"].get("params"))))
     table.add_section()
     for label, metrics in b.references:
-        table.add_row("ref", Text(label, style="italic"), "", *[fmt(metrics.get(c.name)) for c in crit],
+        table.add_row("ref", Text(label, style="italic"), "", "", *[fmt(metrics.get(c.name)) for c in crit],
                       *([""] if len(crit) > 1 else []), "")
     return table
 
@@ -212,7 +218,7 @@ def render_markdown(boards: list[TaskBoard]) -> str:
     out = ["# Leaderboards", "",
            "Rendered by `unlearnbench leaderboard build` from the submissions in this folder (one folder per task, "
            "one per run); do not edit by hand. Submit a run with `unlearnbench submit runs/<run_id>`; "
-           "`index.html` is the same board, sortable, with a forget-vs-utility plot per task.", ""]
+           "`index.html` is the same board, sortable, with a forget-vs-utility plot per task.", "", MARKS_NOTE, ""]
     if not boards:
         out += ["No submissions yet.", ""]
     for b in boards:
@@ -220,19 +226,19 @@ def render_markdown(boards: list[TaskBoard]) -> str:
         out += [f"## {_md(b.name)}", "",
                 f"Suite {_md_code(b.suite)}, task version {_md(b.version)}, fingerprint {_md_code(b.fingerprint)}. "
                 f"Ranked {ranking_text(b.ranking)}", "", _md_models(b), ""]
-        header = ["#", "method", "params", "seed"] + [f"{c.name} {GOAL_ARROWS.get(c.goal, '')}".strip() for c in crit]
+        header = ["#", "method", "check", "params", "seed"] + [f"{c.name} {GOAL_ARROWS.get(c.goal, '')}".strip() for c in crit]
         header += ["mean rank"] if len(crit) > 1 else []
         header += ["run"]
-        out += ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if h not in ("method", "params", "run") else "---" for h in header) + "|"]
+        out += ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if h not in ("method", "check", "params", "run") else "---" for h in header) + "|"]
         for position, score, r in b.ranked:
             name = _md(r["method"]["name"]) + (" †" if harness_dirty(r) else "") + (" ‡" if b.other_models(r) else "")
-            cells = [str(position), name, _md(params_text(r["method"].get("params"))), _md(r["seed"])]
+            cells = [str(position), name, mark(r), _md(params_text(r["method"].get("params"))), _md(r["seed"])]
             cells += [fmt(r["metrics"].get(c.name)) for c in crit]
             cells += [f"{score:g}"] if len(crit) > 1 else []
             cells += [f"[{_md(r['run_id'])}]({quote(r['_path'])}/{RECORD_FILE})"]
             out.append("| " + " | ".join(cells) + " |")
         for label, metrics in b.references:
-            cells = ["ref", f"*{label}*", "", ""] + [fmt(metrics.get(c.name)) for c in crit]
+            cells = ["ref", f"*{label}*", "", "", ""] + [fmt(metrics.get(c.name)) for c in crit]
             cells += [""] if len(crit) > 1 else []
             out.append("| " + " | ".join(cells + [""]) + " |")
         out.append("")
@@ -288,7 +294,7 @@ def _slots(b: TaskBoard) -> list[Slot]:
 def _board_view(b: TaskBoard) -> dict[str, Any]:
     """What ``leaderboard.html.j2`` shows of one board."""
     rows = [{"position": position, "score": score, "run_id": r["run_id"], "method": r["method"]["name"],
-             "dirty": harness_dirty(r), "other_models": b.other_models(r), "params": params_text(r["method"].get("params")), "seed": r["seed"],
+             "dirty": harness_dirty(r), "other_models": b.other_models(r), "check": mark(r), "params": params_text(r["method"].get("params")), "seed": r["seed"],
              "metrics": r["metrics"], "path": r["_path"]} for position, score, r in b.ranked]
     return {"name": b.name, "anchor": b.anchor, "suite": b.suite, "version": b.version, "fingerprint": b.fingerprint,
             "ranking_text": ranking_text(b.ranking), "slots": _slots(b), "rows": rows, "references": b.references,
@@ -299,7 +305,7 @@ def _board_view(b: TaskBoard) -> dict[str, Any]:
 
 def render_html(boards: list[TaskBoard]) -> str:
     return render("leaderboard.html.j2", title="unlearnbench leaderboard", boards=[_board_view(b) for b in boards],
-                  record_file=RECORD_FILE)
+                  record_file=RECORD_FILE, marks_note=MARKS_NOTE)
 
 
 def build(board: Path = DEFAULT_BOARD, *, write: bool = True) -> dict[str, str]:
