@@ -20,7 +20,7 @@ from unlearnbench.registry import register_method
 class External(Method):
     name = "external"
     needs = ()
-    kinds = ("language_model", "classifier", "regression")
+    kinds = ("language_model", "classifier", "regression", "diffusion")
     loads_model: ClassVar[bool] = True  # the family does not copy the target for it
 
     @dataclass(frozen=True)

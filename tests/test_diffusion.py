@@ -193,3 +193,46 @@ def test_the_report_embeds_the_sample_grid_of_original_oracle_and_unlearned(tiny
     assert plot is not None and "original, oracle, unlearned" in plot.alt
     html = write_report([tiny_runs["sfd"].run_dir], tmp_path / "report.html").read_text()
     assert "Generated samples per class" in html and plot.png in html
+
+
+def test_retrain_reads_the_tasks_oracle_and_scores_as_it(tiny_runs, tmp_path):
+    result = tiny_diffusion_run("retrain", tmp_path)
+    record = result.record
+    assert record.status == "succeeded", record.error
+    assert record.method["info"]["retrain_source"].startswith("the task's oracle")
+    for name in ("ua", "kept_accuracy", "kept_fd", "kept_recall"):
+        assert record.metrics[name] == pytest.approx(record.reference["oracle"][name], nan_ok=True), name
+
+
+@pytest.mark.parametrize("method, sampler", [("salun", "ddim"), ("sfd", "one_step")])
+def test_a_saved_unlearned_model_is_diffusers_layout_and_scores_the_same_through_unlearned(method, sampler, tmp_path):
+    from diffusers import UNet2DModel
+
+    from unlearnbench.runner import RunSpec, run
+    from _tiny_runs import tiny_diffusion_world
+
+    params = {"salun": {"steps": "3"}, "sfd": {"steps": "2", "batch_size": "8"}}[method]
+    world = {"world": tiny_diffusion_world()}
+    saved = run(RunSpec(task="digits-diffusion/class-3", method=method, params=params, out=tmp_path / "a", quiet=True,
+                        task_options=world, save_model=True))
+    assert saved.record.status == "succeeded", saved.record.error
+    folder = saved.run_dir / "model"
+    layout = json.loads((folder / "unlearnbench.json").read_text())
+    assert layout["sampler"] == sampler and (layout["t_init"] is None) == (sampler == "ddim")
+    unet = UNet2DModel.from_pretrained(str(folder), use_safetensors=True)  # diffusers reads it as it is
+    assert unet.config.num_class_embeds == 11
+    again = run(RunSpec(task="digits-diffusion/class-3", method="external", unlearned=str(folder),
+                        out=tmp_path / "b", quiet=True, task_options=world))
+    assert again.record.status == "succeeded", again.record.error
+    for name in ("ua", "kept_accuracy", "kept_fd", "kept_precision", "kept_recall"):
+        assert again.record.metrics[name] == pytest.approx(saved.record.metrics[name], nan_ok=True), name
+
+
+def test_unlearned_refuses_a_unet_of_another_class_count(tmp_path):
+    from unlearnbench.diffusion.model import build_unet
+    from unlearnbench.diffusion.saved import load_unlearned_diffusion
+    from unlearnbench.errors import ModelSourceError
+
+    build_unet({**TINY_MODEL, "num_classes": 4}, seed=0).save_pretrained(str(tmp_path / "m"))
+    with pytest.raises(ModelSourceError, match="num_class_embeds is 5"):
+        load_unlearned_diffusion(str(tmp_path / "m"), TINY_MODEL)

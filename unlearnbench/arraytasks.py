@@ -263,7 +263,8 @@ def weights_fingerprint(folder) -> str:
 # (``model.safetensors`` + ``config.json``); an ensemble is a folder of such folders named by
 # an ``ensemble.json`` (see :mod:`unlearnbench.vision.saved`).
 ENSEMBLE_FILE = "ensemble.json"
-SAVED_FILES = (WEIGHTS_NAME, CONFIG_NAME, ENSEMBLE_FILE)
+SAVED_FILES = (WEIGHTS_NAME, CONFIG_NAME, ENSEMBLE_FILE,
+               "diffusion_pytorch_model.safetensors", "unlearnbench.json")  # diffusers' layout (diffusion/saved.py)
 
 
 def check_architecture(model, fresh, *, what: str) -> None:

@@ -20,7 +20,11 @@ No real image is used. The times (fractions of the world's training steps) are S
 noise levels (``abar`` about 0.98, 0.14 and 0.006 at its ``t_min``, ``t_init``, ``t_max`` =
 38, 440, 712 of 1,000 on the linear schedule) moved to the digits world's cosine schedule
 (0.078, 0.754, 0.95; on a linear schedule pass 0.038, 0.44, 0.712); SFD's ``alpha`` = 1.2; Adam with beta1 = 0; its rates and weights
-are scaled to a short run on the small model.
+are scaled to a short run on the small model: 150 steps fit a run in 2 minutes on 2 CPU cores
+(more steps give back diversity: kept-class recall 0.45 at 100 steps, 0.69 at 250, on
+digits-diffusion/class-3). The teacher's score is its plain conditional one
+(``teacher_guidance`` 1), as the world samples it: guidance above 1 saturates the digits
+teacher's 8x8 images and the generator then collapses onto them.
 """
 
 from __future__ import annotations
@@ -59,7 +63,7 @@ class ScoreForgettingDistillation(Method):
 
     @dataclass(frozen=True)
     class Params:
-        steps: int = 1000
+        steps: int = 150  # sized so that a run takes under 2 minutes on 2 CPU cores
         batch_size: int = 64
         lr: float = 1e-4  # generator
         psi_lr: float = 1e-4  # fake score
@@ -68,7 +72,7 @@ class ScoreForgettingDistillation(Method):
         t_min: float = 0.078
         t_init: float = 0.754
         t_max: float = 0.95
-        teacher_guidance: float = 2.0
+        teacher_guidance: float = 1.0  # the teacher's plain conditional score (as the world samples)
         psi_remain: float = 1.0
         psi_forget: float = 1.0
         g_remain: float = 1.0

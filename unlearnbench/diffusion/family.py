@@ -66,13 +66,26 @@ class DiffusionFamily(Family):
             loaded.model.to(device or "cpu").eval()
         return target, oracle
 
+    def save_model(self, model, folder, *, task, target, artifacts: dict) -> dict[str, Any]:
+        from unlearnbench.diffusion.saved import save_unlearned_diffusion
+
+        return save_unlearned_diffusion(model, folder, task.model_config)
+
+    def load_unlearned(self, source: str, task, target, *, device, options: dict):
+        from unlearnbench.diffusion.saved import load_unlearned_diffusion
+        from unlearnbench.task import LoadedModel
+
+        model, fingerprint = load_unlearned_diffusion(source, task.model_config)
+        return LoadedModel(model.to(device or "cpu").eval(), None, str(source), fingerprint)
+
     def method_data(self, task, forget_role: str, target) -> Any:
         from unlearnbench.diffusion.world import DiffusionData
 
         f = task.forget_mask
         return DiffusionData(x_forget=task.x_train[f], y_forget=task.y_train[f], x_retain=task.x_train[~f],
                              y_retain=task.y_train[~f], num_classes=task.num_classes, forget_class=task.forget_class,
-                             model_config=task.model_config, train_config=task.train_config)
+                             model_config=task.model_config, train_config=task.train_config,
+                             load_oracle=task.load_oracle)
 
     def scorer(self, model, target, task, device, *, quiet: bool, label: str):
         judge = task.load_judge().model.to(device or "cpu")

@@ -111,6 +111,7 @@ class DiffusionData:
     forget_class: int
     model_config: dict
     train_config: Any
+    load_oracle: Callable[[], LoadedModel] | None = None  # the task's oracle (``retrain`` reads it)
 
     @property
     def null_class(self) -> int:
