@@ -202,7 +202,8 @@ def rich_tables(summary: dict) -> list:
     for c in summary["choices"]:
         criteria = [m for m, _ in c["criteria"]]
         t = Table(title=f"{c['task']} · {c['method']} · validation split, {len(c['tried'])} points "
-                        f"(ranked by {', '.join(criteria) or 'nothing: every point failed'})", title_justify="left")
+                        f"(mean rank on {', '.join(criteria) or 'nothing: every point failed'}; the first row is chosen, "
+                        "a tie going to the first criterion)", title_justify="left")
         for col in ("#", "params", "n", *criteria):
             t.add_column(col, justify="left" if col == "params" else "right")
         for p in c["tried"]:

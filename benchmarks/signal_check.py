@@ -1,6 +1,6 @@
 """Which tasks separate forgetting from noise: retrain over seeds against the original target.
 
-    python benchmarks/signal.py [--tasks digits/random-10,...] [--seeds 0,1,2] [--out DIR]
+    python benchmarks/signal_check.py [--tasks digits/random-10,...] [--seeds 0,1,2] [--out DIR]
 
 Runs ``retrain`` with each seed on each task (a sweep, in-process; a re-run with the same
 ``--out`` skips finished runs) and prints, per task, the board's signal check
