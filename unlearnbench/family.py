@@ -84,17 +84,21 @@ def validation_mask(keys, what: str):
     """Which rows of one scored set are validation rows: those whose key (a question's text, a
     training row's index) hashes, with :data:`VALIDATION_SEED`, into the first
     :data:`VALIDATION_FRACTION` of the range. Fixed by the data alone, never by a run's seed,
-    and the same row is on the same side in every set that holds it."""
+    and the same row is on the same side in every set that holds it (but in a set so small
+    that no row, or every row, falls in the quarter: there the lowest hash, or the highest,
+    changes side so that each side has one)."""
     import hashlib
 
     import numpy as np
 
-    cut = VALIDATION_FRACTION * 2**32
-    mask = np.array([int(hashlib.sha256(f"{VALIDATION_SEED}/{k}".encode()).hexdigest()[:8], 16) < cut for k in keys],
-                    dtype=bool)
-    if mask.all() or not mask.any():
-        raise UserError(f"the {what} set ({len(mask)} rows) cannot be split into validation and test rows; "
-                        "it needs more rows.")
+    values = np.array([int(hashlib.sha256(f"{VALIDATION_SEED}/{k}".encode()).hexdigest()[:8], 16) for k in keys])
+    if len(values) < 2:
+        raise UserError(f"the {what} set has {len(values)} row(s); a validation split needs at least 2.")
+    mask = values < VALIDATION_FRACTION * 2**32
+    if not mask.any():  # a small set with no row in the quarter: its lowest hash is the validation row
+        mask[np.argmin(values)] = True
+    elif mask.all():
+        mask[np.argmax(values)] = False
     return mask
 
 
