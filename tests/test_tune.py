@@ -18,7 +18,7 @@ from unlearnbench.sweep import parse_spec
 
 
 def _questions(split) -> list[str]:
-    field = "question" if "question" in split.column_names else "text"
+    field = next(f for f in ("question", "text", "prompt") if f in split.column_names)
     return list(split[field])
 
 

@@ -82,7 +82,7 @@ class LanguageModelFamily(Family):
 
     def split_task(self, task, split: str):
         """Validation or test rows of every scored split: a row is a validation row when its
-        question (its text, for a corpus) hashes into the validation quarter
+        question (its text, for a corpus; its prompt, for a verbatim-memorisation row) hashes into the validation quarter
         (:func:`unlearnbench.family.validation_mask`), so a question is on one side in every
         split that asks it (TOFU's forget and forget_eval). The method still unlearns the whole
         forget set and trains on the whole retain set."""
@@ -92,7 +92,7 @@ class LanguageModelFamily(Family):
 
         splits, masks = {}, {}
         for role, rows in task.splits.items():
-            field = next((f for f in ("question", "text") if f in rows.column_names), None)
+            field = next((f for f in ("question", "text", "prompt") if f in rows.column_names), None)
             keys = rows[field] if field else [f"{role}/{i}" for i in range(len(rows))]
             masks[role] = validation_mask(keys, f"{task.spec.name} {role}")
             keep = masks[role] if split == "validation" else ~masks[role]
