@@ -25,8 +25,9 @@ def _questions(split) -> list[str]:
 def _check_lm_split(task):
     family = get_family(task.kind)
     val, test = family.split_task(task, "validation"), family.split_task(task, "test")
-    seen_val = {q for rows in val.splits.values() for q in _questions(rows)}
-    seen_test = {q for rows in test.splits.values() for q in _questions(rows)}
+    # an empty row says nothing (MUSE has some); every other row is on one side only
+    seen_val = {q for rows in val.splits.values() for q in _questions(rows) if q}
+    seen_test = {q for rows in test.splits.values() for q in _questions(rows) if q}
     assert seen_val and seen_test
     assert not seen_val & seen_test  # no row of any scored set is on both sides, in any set
     for role, rows in task.splits.items():  # the two sides are the whole set
@@ -132,8 +133,9 @@ def test_tune_chooses_on_validation_records_and_reports_the_chosen_point_on_test
     for choice in summary["choices"]:
         tried = [r for r in records if r["method"]["name"] == choice["method"] and split[r["run_id"]] == "validation"]
         assert len(tried) == 2
-        best = min(tried, key=lambda r: r["metrics"]["avg_gap"])  # the classifiers' criterion: lower is better
-        assert choice["chosen"] == {"epochs": str(best["method"]["params"]["epochs"])}
+        gaps = {str(r["method"]["params"]["epochs"]): r["metrics"]["avg_gap"] for r in tried}
+        # the classifiers' criterion: the lowest average gap to retrain (a tie may go either way)
+        assert gaps[choice["chosen"]["epochs"]] == min(gaps.values())
     for row in summary["rows"]:
         tested = [r for r in records if r["run_id"] in row["run_ids"]]
         assert {split[r["run_id"]] for r in tested} == {"test"} and sorted(r["seed"] for r in tested) == [0, 1]
