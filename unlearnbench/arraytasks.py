@@ -453,6 +453,30 @@ def optimise(model, params, frozen, optimizer, batches, loss_fn, *, total: int, 
 FORGET_INDICES_HELP = "a forget-index file (from `unlearnbench forgetset`) replacing the task's built-in forget set"
 
 
+def split_array_task(task, split: str):
+    """The task scored on its validation or test rows (``split``): the forget, retain and test
+    sets each keep the rows whose index (``train/<i>``, ``test/<i>``) hashes into the validation
+    quarter, or the others (:func:`unlearnbench.family.validation_mask`). A method still sees
+    the whole forget and retain sets (:func:`unlearnbench.family.unsliced`); the oracle is the
+    task's own."""
+    from dataclasses import replace
+
+    from unlearnbench.family import FULL_TASK, SPLIT, unsliced, validation_mask
+
+    name = task.spec.name
+    f, r = np.asarray(task.forget_indices), np.asarray(task.retain_indices)
+    side = (lambda m: m) if split == "validation" else (lambda m: ~m)
+    f = f[side(validation_mask([f"train/{i}" for i in f], f"{name} forget"))]
+    r = r[side(validation_mask([f"train/{i}" for i in r], f"{name} retain"))]
+    t = np.nonzero(side(validation_mask([f"test/{i}" for i in range(len(task.y_test))], f"{name} test")))[0]
+    rows = np.sort(np.concatenate([f, r]))
+    spec = replace(task.spec, options=task.spec.options + ((SPLIT, split),))
+    return replace(task, spec=spec, x_train=task.x_train[rows], y_train=task.y_train[rows],
+                   forget_indices=np.searchsorted(rows, f).astype(np.int64), x_test=task.x_test[t],
+                   y_test=task.y_test[t], extra={**task.extra, FULL_TASK: unsliced(task),
+                                                 "split_rows": {"train": rows, "test": t}})
+
+
 def describe_arrays(task) -> dict[str, Any]:
     """``unlearnbench show task`` for classifier and regression tasks."""
     return {"training rows": len(task.y_train), "forget rows": len(task.forget_indices),

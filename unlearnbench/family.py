@@ -66,6 +66,47 @@ class Option:
         return converted
 
 
+SPLIT = "split"  # the task option that scores a run on one side of the task's validation split
+SPLITS = ("all", "validation", "test")
+VALIDATION_FRACTION = 0.25  # of each scored set, for hyperparameter selection (unlearnbench tune)
+VALIDATION_SEED = 20240
+FULL_TASK = "full_task"  # task.extra key: the task before its scored sets were sliced (what a method sees)
+
+
+def split_option() -> Option:
+    """The ``--split`` task option of a family that defines :meth:`Family.split_task`."""
+    return Option(SPLIT, "score on the task's validation slices (hyperparameter selection), on the test slices "
+                         "(what unlearnbench tune reports), or on all of it (default; the usual run): "
+                         "all, validation or test", choices=SPLITS)
+
+
+def validation_mask(keys, what: str):
+    """Which rows of one scored set are validation rows: those whose key (a question's text, a
+    training row's index) hashes, with :data:`VALIDATION_SEED`, into the first
+    :data:`VALIDATION_FRACTION` of the range. Fixed by the data alone, never by a run's seed,
+    and the same row is on the same side in every set that holds it (but in a set so small
+    that no row, or every row, falls in the quarter: there the lowest hash, or the highest,
+    changes side so that each side has one)."""
+    import hashlib
+
+    import numpy as np
+
+    values = np.array([int(hashlib.sha256(f"{VALIDATION_SEED}/{k}".encode()).hexdigest()[:8], 16) for k in keys])
+    if len(values) < 2:
+        raise UserError(f"the {what} set has {len(values)} row(s); a validation split needs at least 2.")
+    mask = values < VALIDATION_FRACTION * 2**32
+    if not mask.any():  # a small set with no row in the quarter: its lowest hash is the validation row
+        mask[np.argmin(values)] = True
+    elif mask.all():
+        mask[np.argmax(values)] = False
+    return mask
+
+
+def unsliced(task):
+    """The task a method unlearns: the whole forget and retain sets, also on a split run."""
+    return getattr(task, "extra", {}).get(FULL_TASK, task)
+
+
 class Family:
     """Base class of a task kind's family. Subclass, set ``kind`` (the ``kind=`` its tasks
     register with), override what differs, and register with
@@ -85,6 +126,13 @@ class Family:
         run's ``--device`` (``auto``, ``cpu``, ``cuda``...): where the task's own training
         recipe trains its target and oracle (a family passes it on where its factories take it)."""
         return factory(data_dir=data_dir, model=model, oracle=oracle, quiet=quiet, **task_options)
+
+    def split_task(self, task, split: str):
+        """The task scored on one side of its validation split (``validation`` or ``test``):
+        the method still unlearns the whole forget set (:func:`unsliced`), while every scored
+        set keeps only its validation or only its test rows, disjoint by construction. A family
+        that defines it declares :func:`split_option`; its README section says which rows."""
+        raise UserError(f"{self.kind.replace('_', ' ')} tasks have no validation split yet, so they cannot be tuned.")
 
     def describe(self, task) -> dict[str, Any]:
         """What ``unlearnbench show task`` prints about a built task: its data by role (rows)."""

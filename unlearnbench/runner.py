@@ -300,8 +300,13 @@ def load_task(spec: RunSpec):
 
 
 def _build_task(spec: RunSpec, family, task_options: dict):
-    return family.load_task(registry.get("task", spec.task).obj, data_dir=spec.data_dir, model=spec.model,
+    from unlearnbench.family import SPLIT
+
+    task_options = dict(task_options)
+    split = task_options.pop(SPLIT, None) or "all"  # the family slices what its factory built
+    task = family.load_task(registry.get("task", spec.task).obj, data_dir=spec.data_dir, model=spec.model,
                             oracle=spec.oracle, quiet=spec.quiet, task_options=task_options, device=spec.device)
+    return task if split == "all" else family.split_task(task, split)
 
 
 class _Run:

@@ -87,6 +87,17 @@ class Resources(BaseModel):
                                                                   "available and device is not cpu, else 0.")
 
 
+class SelectSpec(BaseModel):
+    """A tune file's ``[select]`` section (``unlearnbench tune``, :mod:`unlearnbench.tune`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    budget: int = Field(ge=1, description="Points tried per method on the validation split: the same for every method.")
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1,
+                             description="Seeds the chosen point (and the default) is re-run with on the test split.")
+    defaults: bool = Field(default=True, description="Also run each method's default hyperparameters on the test split.")
+
+
 class SweepSpec(BaseModel):
     """A sweep file, validated: unknown keys and wrong types are refused."""
 
@@ -108,6 +119,8 @@ class SweepSpec(BaseModel):
     model: Optional[str] = None
     oracle: Optional[str] = None
     resources: Resources = Field(default_factory=Resources)
+    select: Optional[SelectSpec] = Field(default=None, description="Fair selection (unlearnbench tune); the top-level "
+                                                                   "seeds are then the validation seeds.")
 
     @field_validator("params")
     @classmethod
@@ -229,12 +242,17 @@ def default_gpus(spec: SweepSpec) -> float:
 def plan_jobs(spec: SweepSpec, out: Path) -> list[Job]:
     """Every run planned (validated, its run id computed) before any runs; every problem is
     reported at once. Identical runs (the same id) are kept once."""
+    return jobs_of(expand(spec, out), spec)
+
+
+def jobs_of(runs: list[RunSpec], spec: SweepSpec) -> list[Job]:
+    """:func:`plan_jobs` for runs given one by one (with the sweep's resources)."""
     from unlearnbench.records import make_run_id
     from unlearnbench.runner import plan
 
     jobs, problems, seen = [], [], set()
     gpus = default_gpus(spec)
-    for run_spec in expand(spec, out):
+    for run_spec in runs:
         try:
             run_id = make_run_id(plan(run_spec).config)
         except UserError as exc:

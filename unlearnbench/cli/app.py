@@ -559,19 +559,16 @@ def sweep(
     if address is not None and executor is not Executor.ray:
         fail("--address attaches to a Ray cluster; add --executor ray.")
     try:
-        jobs = sw.plan_jobs(sw.load_spec(spec), out)
+        sweep_spec = sw.load_spec(spec)
+        if sweep_spec.select is not None:
+            fail(f"{spec} has a [select] section: it is a tune file. Run it with `unlearnbench tune {spec}`.")
+        jobs = sw.plan_jobs(sweep_spec, out)
         if dry_run:
             for job in jobs:
                 out_console.print(f"{'finished' if sw.finished(job) else 'to run  '}  {job.run_id}  {escape(job.label)}",
                                   highlight=False)
             return
-        if executor is Executor.ray:
-            from unlearnbench.sweep_ray import RayExecutor
-
-            runner = RayExecutor(address, workers, jobs[0].cpus if jobs else 1,
-                                 log=(lambda m: None) if quiet else (lambda m: _err.print(m, highlight=False)))
-        else:
-            runner = sw.LocalExecutor()
+        runner = _executor(executor, address, workers, jobs[0].cpus if jobs else 1, quiet)
         state = sw.run_sweep(jobs, runner, display=sw.SweepDisplay(quiet))
     except UserError as exc:
         fail(str(exc))
@@ -586,6 +583,55 @@ def sweep(
     for run_id, reason in state.failures:
         out_console.print(f"failed: {run_id}: {escape(reason)}", highlight=False)
     if state.failed:
+        raise typer.Exit(1)
+
+
+def _executor(executor: "Executor", address: Optional[str], workers: Optional[int], cpus: int, quiet: bool):
+    from unlearnbench import sweep as sw
+
+    if address is not None and executor is not Executor.ray:
+        fail("--address attaches to a Ray cluster; add --executor ray.")
+    if executor is Executor.ray:
+        from unlearnbench.sweep_ray import RayExecutor
+
+        return RayExecutor(address, workers, cpus, log=(lambda m: None) if quiet else (lambda m: _err.print(m, highlight=False)))
+    return sw.LocalExecutor()
+
+
+@app.command()
+def tune(
+    spec: Annotated[Path, typer.Argument(help="A tune file: a sweep file with a [select] section (budget, seeds).")],
+    out: Annotated[Path, typer.Option(help="Folder for run records and tune.json.")] = Path("runs"),
+    executor: Annotated[Executor, typer.Option(help="local (one job at a time, in this process) or ray.")] = Executor.local,
+    address: Annotated[Optional[str], typer.Option(help="Ray cluster to attach to (default: an embedded local Ray).")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Ray: jobs side by side (default: cores / cores per job).")] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress display.")] = False,
+) -> None:
+    """Fair selection: per method, choose hyperparameters on the task's validation split (the same
+    budget for every method, by the family's ranking), then re-run the chosen point (and the
+    defaults) on the test split with several seeds."""
+    from unlearnbench import sweep as sw
+    from unlearnbench import tune as tn
+
+    try:
+        tune_spec = sw.load_spec(spec)
+        jobs = tn.validation_jobs(tune_spec, out)
+        runner = _executor(executor, address, workers, jobs[0].cpus if jobs else 1, quiet)
+        summary = tn.tune(tune_spec, out, runner, display=sw.SweepDisplay(quiet))
+    except UserError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        _err.print("[yellow]interrupted[/]: finished jobs keep their records; run the same command again to run "
+                   "the rest.", highlight=False)
+        raise typer.Exit(130)
+    for table in tn.rich_tables(summary):
+        out_console.print(table)
+    failed = summary["jobs"]["failed"]
+    out_console.print(f"{summary['jobs']['validation']} validation and {summary['jobs']['test']} test jobs "
+                      f"({len(failed)} failed). Summary in {out / tn.SUMMARY_FILE}.", highlight=False)
+    for run_id, reason in failed:
+        out_console.print(f"failed: {run_id}: {escape(reason)}", highlight=False)
+    if failed:
         raise typer.Exit(1)
 
 

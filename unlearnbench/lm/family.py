@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from unlearnbench.errors import UserError
-from unlearnbench.family import Family, Option
+from unlearnbench.family import FULL_TASK, SPLIT, Family, Option, split_option, unsliced, validation_mask
 from unlearnbench.registry import register_family
 
 ADAPTER_FILE = "adapter_config.json"  # peft's: a --save-model folder of a LoRA run holds the adapter only
@@ -59,6 +59,7 @@ class LanguageModelFamily(Family):
         Option("holdout_docs", "documents at the end of the forget corpus held out of unlearning as the privacy "
                                "lens's non-members (default: 200; wmdp-synth: its held-out agents)", type=int,
                tasks=("wmdp/bio", "wmdp/cyber", "wmdp-synth/bio")),
+        split_option(),
     )
 
     # ---------------------------------------------------------------- task and models
@@ -78,6 +79,30 @@ class LanguageModelFamily(Family):
             task.spec = replace(task.spec, options=task.spec.options + tuple(sorted(requested.items())))
         task.format_request = requested
         return task
+
+    def split_task(self, task, split: str):
+        """Validation or test rows of every scored split: a row is a validation row when its
+        question (its text, for a corpus; its prompt, for a verbatim-memorisation row) hashes into the validation quarter
+        (:func:`unlearnbench.family.validation_mask`), so a question is on one side in every
+        split that asks it (TOFU's forget and forget_eval). The method still unlearns the whole
+        forget set and trains on the whole retain set."""
+        from dataclasses import replace as replace_fields
+
+        import numpy as np
+
+        splits, masks = {}, {}
+        for role, rows in task.splits.items():
+            field = next((f for f in ("question", "text", "prompt") if f in rows.column_names), None)
+            keys = rows[field] if field else [f"{role}/{i}" for i in range(len(rows))]
+            masks[role] = validation_mask(keys, f"{task.spec.name} {role}")
+            keep = masks[role] if split == "validation" else ~masks[role]
+            splits[role] = rows.select(np.nonzero(keep)[0])
+        groups = task.forget_groups
+        if groups is not None and "forget" in masks:
+            keep = masks["forget"] if split == "validation" else ~masks["forget"]
+            groups = [g for g, k in zip(groups, keep) if k]
+        return replace_fields(task, spec=replace(task.spec, options=task.spec.options + ((SPLIT, split),)),
+                              splits=splits, forget_groups=groups, extra={**task.extra, FULL_TASK: unsliced(task)})
 
     def describe(self, task) -> dict[str, Any]:
         rows = {role: len(split) for role, split in task.splits.items()}
@@ -131,7 +156,8 @@ class LanguageModelFamily(Family):
         from unlearnbench.lm.modeling import chunk_text_rows
         from unlearnbench.method import UnlearnData
 
-        forget, retain = task.splits[forget_role], task.splits["retain"]
+        whole = unsliced(task)  # on a split run too, the method unlearns the whole forget set
+        forget, retain = whole.splits[forget_role], whole.splits["retain"]
         if task.max_train_tokens:
             forget = chunk_text_rows(target.tokenizer, forget, task.max_train_tokens)
             retain = chunk_text_rows(target.tokenizer, retain, task.max_train_tokens)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from unlearnbench.arraytasks import describe_arrays, forget_indices_option, recipe_options
-from unlearnbench.family import Family, Option
+from unlearnbench.family import Family, Option, split_option, unsliced
 from unlearnbench.registry import register_family
 
 OWN_TABLE = ("tabular-regression",)  # the task that reads the user's table
@@ -26,6 +26,7 @@ class RegressionFamily(Family):
     description = "tabular regression: arrays and forget indices, scored by predictions"
     options = (
         forget_indices_option(),
+        split_option(),
         Option("data_file", "your table (.csv or .parquet)", tasks=OWN_TABLE),
         Option("target", "the column to predict", tasks=OWN_TABLE),
         Option("forget", "random-<p> (default random-10) or range-<lo>-<hi> (rows whose target is in [lo, hi])",
@@ -35,6 +36,11 @@ class RegressionFamily(Family):
     def load_task(self, factory, *, data_dir, model, oracle, quiet, task_options, device="auto"):
         return factory(data_dir=data_dir, model=model, oracle=oracle, quiet=quiet,
                        **recipe_options(task_options, device))
+
+    def split_task(self, task, split: str):
+        from unlearnbench.arraytasks import split_array_task
+
+        return split_array_task(task, split)
 
     def describe(self, task) -> dict[str, Any]:
         return describe_arrays(task)
@@ -68,6 +74,7 @@ class RegressionFamily(Family):
         return LoadedModel(model.to(device).eval(), None, str(source), regressor_fingerprint(folder))
 
     def method_data(self, task, forget_role: str, target) -> Any:
+        task = unsliced(task)  # on a split run too, the method unlearns the whole forget set
         from unlearnbench.method import RegressionData
 
         f, r = task.forget_indices, task.retain_indices

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from unlearnbench.arraytasks import describe_arrays, forget_indices_option, recipe_options
-from unlearnbench.family import Family, Option
+from unlearnbench.family import Family, Option, split_option, unsliced
 from unlearnbench.registry import register_family
 
 
@@ -28,6 +28,7 @@ class ClassifierFamily(Family):
     description = "image classifiers: arrays and forget indices, scored by class probabilities"
     options = (
         forget_indices_option(),
+        split_option(),
         Option("mia_feature", "the MIA-Efficacy attacker's feature", default="confidence", task=False,
                choices=_mia_features, in_run_id=True),
     )
@@ -36,6 +37,11 @@ class ClassifierFamily(Family):
     def load_task(self, factory, *, data_dir, model, oracle, quiet, task_options, device="auto"):
         return factory(data_dir=data_dir, model=model, oracle=oracle, quiet=quiet,
                        **recipe_options(task_options, device))
+
+    def split_task(self, task, split: str):
+        from unlearnbench.arraytasks import split_array_task
+
+        return split_array_task(task, split)
 
     def describe(self, task) -> dict[str, Any]:
         return describe_arrays(task) | {"classes": task.num_classes, "forget class": task.forget_class}
@@ -54,6 +60,7 @@ class ClassifierFamily(Family):
         return LoadedModel(model.to(device).eval(), None, str(source), fingerprint)
 
     def method_data(self, task, forget_role: str, target) -> Any:
+        task = unsliced(task)  # on a split run too, the method unlearns the whole forget set
         from unlearnbench.method import ClassifierData
 
         f, r = task.forget_indices, task.retain_indices
