@@ -237,6 +237,8 @@ class Provenance(Section):
 class TrajectoryPoint(BaseModel):
     step: int = Field(description="Optimisation steps the model had taken (0: before unlearning).")
     metrics: dict[str, Number] = Field(default_factory=dict)
+    error: Optional[str] = Field(default=None, description="Why the point has no metrics (a metric refused the "
+                                                           "model's outputs, e.g. NaN predictions).")
 
 
 class Trajectory(BaseModel):

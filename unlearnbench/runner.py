@@ -183,15 +183,15 @@ def _check_eval_every(spec: RunSpec, suite, method) -> None:
         return
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise UserError(f"--eval-every {n!r}: give a whole number of optimisation steps >= 1.")
+    if spec.mode != "standard":
+        raise UserError(f"--eval-every traces one unlearning run; --mode {spec.mode} runs several. "
+                        "Run it with --mode standard.")
     if not suite.trajectory_rows():
         from unlearnbench.suites import get_suite
 
         having = [name for name in registry.entries("suite") if get_suite(name).trajectory_rows()]
         raise UserError(f"--eval-every: the {suite.name} suite has no metrics cheap enough to measure during "
                         f"unlearning (suites that have: {', '.join(having)}). Run without --eval-every.")
-    if spec.mode != "standard":
-        raise UserError(f"--eval-every traces one unlearning run; --mode {spec.mode} runs several. "
-                        "Run it with --mode standard.")
     if method.loads_model:
         raise UserError(f"--eval-every traces the method's training; --method {spec.method} trains nothing here. "
                         "Run without --eval-every.")
@@ -533,7 +533,11 @@ def _unlearn_steps(p: Plan, r: _Run, task, target, scoring, references):
         data = p.family.method_data(task, forget_role, target)
         start = target.model if model is None or spec.mode != "sustainability" else model
         t = time.perf_counter()
-        model = p.family.unlearn(p.method, start, data, p.params, ctx)
+        try:
+            model = p.family.unlearn(p.method, start, data, p.params, ctx)
+        finally:
+            if ctx.trajectory is not None:  # a run that fails or is stopped keeps the points it reached
+                r.record.trajectory = ctx.trajectory.record()
         r.unlearning = True
         unlearn_s = time.perf_counter() - t
         if ctx.trajectory is not None:  # its last point is the model the method returned

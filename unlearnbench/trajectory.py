@@ -41,18 +41,24 @@ class Trajectory:
     steps: int = 0  # optimisation steps of the watched model so far
     points: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0  # time spent scoring (not unlearning)
+    finished: bool = False  # the method returned (its model is the last point)
 
     def add(self, model) -> None:
         """Score ``model`` now, as the point at :attr:`steps` (replacing a point already there)."""
         t = time.perf_counter()
-        metrics = _score_untouched(self.score, model)
+        point: dict[str, Any] = {"step": self.steps}
+        try:
+            point["metrics"] = _score_untouched(self.score, model)
+        except ValueError as exc:  # a metric refuses what the model gives now (NaN predictions on the way to divergence)
+            point |= {"metrics": {}, "error": str(exc)}
         if self.points and self.points[-1]["step"] == self.steps:
             self.points.pop()
-        self.points.append({"step": self.steps, "metrics": metrics})
+        self.points.append(point)
         self.seconds += time.perf_counter() - t
 
     def finish(self, model) -> None:
         """The model the method returned is the last point (when the watched model trained)."""
+        self.finished = True
         if self.steps > 0:
             self.add(model)
         else:
@@ -62,9 +68,11 @@ class Trajectory:
         """The record's ``trajectory`` section."""
         out: dict[str, Any] = {"every": self.every, "steps": self.steps, "points": self.points,
                                "reported": SELECTION_LAST,
-                               "reported_step": self.points[-1]["step"] if self.points else None,
+                               "reported_step": self.points[-1]["step"] if self.points and self.finished else None,
                                "seconds": self.seconds}
-        if not self.points:
+        if not self.finished:
+            out["note"] = "the method did not finish: the points it reached, none of them reported"
+        elif not self.points:
             out["note"] = ("the method took no optimisation step on the model it was given (through the shared "
                            "training loops): there is no curve to draw")
         return out
