@@ -108,8 +108,8 @@ class ScatterPoint:
 
 
 @dataclass(frozen=True)
-class Scatter:
-    """What ``scatter.svg.j2`` draws: the frame, the ticks and the points, in pixels."""
+class Frame:
+    """A small SVG plot's size and plotting area, in pixels."""
 
     width: int
     height: int
@@ -117,6 +117,12 @@ class Scatter:
     top: int
     right: int
     bottom: int
+
+
+@dataclass(frozen=True)
+class Scatter(Frame):
+    """What ``scatter.svg.j2`` draws: the frame, the ticks and the points, in pixels."""
+
     x_label: str
     y_label: str
     x_ticks: list[tuple[float, str]]
@@ -160,18 +166,12 @@ def axis_label(metric: str, goal: str, log: bool) -> str:
 
 
 @dataclass(frozen=True)
-class LinePanel:
+class LinePanel(Frame):
     """What ``trajectory.svg.j2`` draws for one metric over unlearning steps: the frame, the
     ticks, the points (pixels, with their step and value), the reference levels (original,
     oracle) and the reported point."""
 
     metric: str
-    width: int
-    height: int
-    left: int
-    top: int
-    right: int
-    bottom: int
     y_label: str
     x_ticks: list[tuple[float, str]]
     y_ticks: list[tuple[float, str]]
@@ -206,5 +206,5 @@ def line_layout(metric: str, steps: list[int], values: list[Any], levels: dict[s
     y_ticks = [(h - mb - (t - ylo) / (yhi - ylo) * (h - mt - mb), label) for t, label in _ticks(ylo, yhi, log)]
     points = [(sx(s), sy(v), f"step {s}: {fmt(v)}") for s, v in pts]
     reported = next(((x, y) for (s, _), (x, y, _) in zip(pts, points) if s == reported_step), None)
-    return LinePanel(metric, w, h, ml, mt, w - mr, h - mb, f"{metric}{' (log scale)' if log else ''}", x_ticks, y_ticks,
+    return LinePanel(w, h, ml, mt, w - mr, h - mb, metric, f"{metric}{' (log scale)' if log else ''}", x_ticks, y_ticks,
                      points, [(sy(v), kind, COLORS.get(kind, COLORS["run"])) for kind, v in lines.items()], reported)
