@@ -141,3 +141,21 @@ def test_a_diffusion_report_shows_the_sample_grid(browser, artifacts, tmp_path, 
     assert len(grid) == 1 and "original, oracle, unlearned" in grid[0].get_attribute("alt")
     assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0;", grid[0])
     _screenshot(browser, artifacts, "report-diffusion.png", record_property)
+
+
+def test_a_report_draws_the_trajectory(browser, tiny_synth, artifacts, tmp_path, record_property):
+    from selenium.webdriver.common.by import By
+
+    from unlearnbench.runner import RunSpec, run
+
+    result = run(RunSpec(task="tofu-synth/forget10", method="ga", params={"epochs": "1"}, out=tmp_path / "runs",
+                         quiet=True, task_options={"synth": tiny_synth}, eval_every=1))
+    out = write_report([result.run_dir], tmp_path / "report.html")
+    browser.get(out.as_uri())
+    charts = browser.find_elements(By.CSS_SELECTOR, "svg.trajectory")
+    points = result.record.trajectory.points
+    assert {c.get_attribute("data-metric") for c in charts} == set(points[-1].metrics)
+    chart = next(c for c in charts if c.get_attribute("data-metric") == "forget_probability")
+    assert chart.size["width"] > 100 and chart.size["height"] > 100 and chart.is_displayed()
+    assert len(chart.find_elements(By.CSS_SELECTOR, "circle.point")) == len(points)
+    _screenshot(browser, artifacts, "report-trajectory.png", record_property)

@@ -420,6 +420,7 @@ def optimise(model, params, frozen, optimizer, batches, loss_fn, *, total: int, 
 
     from unlearnbench.errors import TrainingDivergedError
     from unlearnbench.progress import progress_bar
+    from unlearnbench.trajectory import step_done
 
     autocast = autocast or contextlib.nullcontext()
     for p in frozen:  # no gradients for what is not trained: faster, and no stale .grad left behind
@@ -441,6 +442,7 @@ def optimise(model, params, frozen, optimizer, batches, loss_fn, *, total: int, 
                 if scheduler is not None:
                     scheduler.step()
                 step += 1
+                step_done(model)  # --eval-every scores the model here (unlearnbench.trajectory)
                 advance(1, loss=value)
     finally:
         for p in frozen:

@@ -172,10 +172,15 @@ class Family:
 
     def unlearn(self, method, model, data, params, ctx):
         """Apply the method to a copy of ``model`` (a method that loads its own model, like
-        ``external``, is given none)."""
+        ``external``, is given none); with ``ctx.trajectory`` the copy is scored every N of its
+        optimisation steps (:mod:`unlearnbench.trajectory`)."""
+        from unlearnbench.trajectory import watching
+
         if method.loads_model:
             return method.unlearn(None, data, params, ctx)
-        return method.unlearn(self.copy_model(model, ctx.device), data, params, ctx)
+        copied = self.copy_model(model, ctx.device)
+        with watching(ctx.trajectory, copied):  # --eval-every: the shared loops report this model's steps
+            return method.unlearn(copied, data, params, ctx)
 
     # --------------------------------------------------------------------------- scoring
     def scorer(self, model, target, task, device, *, quiet: bool, label: str):

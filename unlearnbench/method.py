@@ -79,6 +79,8 @@ class RunContext:
     artifacts: dict = dataclasses.field(default_factory=dict)
     # loads a model unlearned elsewhere through the task's family (the external method)
     load_unlearned: Callable[[str], Any] | None = None
+    # --eval-every: scores the model every N optimisation steps (unlearnbench.trajectory.Trajectory)
+    trajectory: Any = None
 
 
 class Method(abc.ABC):

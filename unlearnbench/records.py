@@ -234,6 +234,29 @@ class Provenance(Section):
                                                                         "apart from a live one); removed at the end.")
 
 
+class TrajectoryPoint(BaseModel):
+    step: int = Field(description="Optimisation steps the model had taken (0: before unlearning).")
+    metrics: dict[str, Number] = Field(default_factory=dict)
+    error: Optional[str] = Field(default=None, description="Why the point has no metrics (a metric refused the "
+                                                           "model's outputs, e.g. NaN predictions).")
+
+
+class Trajectory(BaseModel):
+    """``--eval-every N``: the suite's cheap metrics of the model during unlearning (see
+    :mod:`unlearnbench.trajectory`): at step 0, every N optimisation steps, and the model the
+    method returned (the last point, at ``steps``)."""
+
+    every: int = Field(ge=1, description="Optimisation steps between points.")
+    steps: int = Field(ge=0, description="Optimisation steps the model took in all.")
+    points: list[TrajectoryPoint] = Field(default_factory=list)
+    reported: str = Field(default="last", description='The rule that chose the point whose model the record\'s '
+                                                      'metrics score: "last" (the model the method returned), or a '
+                                                      'selection rule on a validation split named here.')
+    reported_step: Optional[int] = Field(default=None, description="The step of the reported point.")
+    seconds: Number = Field(default=None, description="Seconds spent scoring the points (not in unlearn_s).")
+    note: Optional[str] = None
+
+
 class RunRecord(BaseModel):
     """What a run produced (the record's JSON Schema: unlearnbench/schema/record.schema.json). ``to_json()`` is the file a run writes."""
 
@@ -255,10 +278,14 @@ class RunRecord(BaseModel):
     mode: str = Field(default="standard", description='"standard", or "scalability" / "sustainability" with one entry per step in steps.')
     steps: list[dict[str, Any]] = Field(default_factory=list)
     lenses: list[str] = Field(default_factory=list, description="The lenses this run measured (others were left out).")
+    trajectory: Optional[Trajectory] = Field(default=None, description="--eval-every: the metrics during unlearning "
+                                                                       "(written only when measured).")
     schema_version: Literal[1] = SCHEMA_VERSION  # every version in READABLE_SCHEMA_VERSIONS
 
     def to_json(self) -> dict[str, Any]:
         data = self.model_dump(mode="python")
+        if data.get("trajectory") is None:  # an optional section: records without one stay as they were
+            data.pop("trajectory", None)
         return {"schema_version": data.pop("schema_version"), **data}
 
     @classmethod

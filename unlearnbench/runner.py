@@ -70,6 +70,7 @@ class RunSpec:
     task_options: dict[str, Any] = field(default_factory=dict)  # passed to the task factory as they are (library use)
     unlearned: str | None = None  # score a model unlearned elsewhere (method "external"; a folder or hub:<id>)
     save_model: bool = False  # keep the unlearned weights beside the record (runs/<id>/model)
+    eval_every: int | None = None  # score the model every N optimisation steps (its trajectory); None: not at all
 
 
 @dataclass
@@ -144,10 +145,13 @@ def plan(spec: RunSpec) -> Plan:
             if name not in known:
                 raise UnknownNameError("metric", name, known)
     options, task_options = _check_options(spec, family, model_lenses.values())
+    _check_eval_every(spec, suite, method)
     config = {"task": spec.task, "method": spec.method, "params": asdict(params), "seed": spec.seed,
               "model": spec.model, "oracle": spec.oracle, "data_dir": spec.data_dir, "task_options": task_options}
     if spec.mode != "standard":  # standard runs keep the ids they always had
         config["mode"] = spec.mode
+    if spec.eval_every is not None:  # its record holds a trajectory; runs without one keep their ids
+        config["eval_every"] = spec.eval_every
     from unlearnbench.lenses import default_lenses
 
     if lenses != default_lenses():
@@ -169,6 +173,28 @@ def _check_run_inputs(spec: RunSpec) -> None:
     if isinstance(spec.seed, bool) or not isinstance(spec.seed, int) or not 0 <= spec.seed <= MAX_SEED:
         raise UserError(f"--seed {spec.seed!r}: a seed is a whole number from 0 to {MAX_SEED}.")
     resolve_device(str(spec.device))
+
+
+def _check_eval_every(spec: RunSpec, suite, method) -> None:
+    """``--eval-every N``: a whole number >= 1, on a suite with per-step metrics, in the
+    standard mode, for a method that trains the model it is given."""
+    n = spec.eval_every
+    if n is None:
+        return
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise UserError(f"--eval-every {n!r}: give a whole number of optimisation steps >= 1.")
+    if spec.mode != "standard":
+        raise UserError(f"--eval-every traces one unlearning run; --mode {spec.mode} runs several. "
+                        "Run it with --mode standard.")
+    if not suite.trajectory_rows():
+        from unlearnbench.suites import get_suite
+
+        having = [name for name in registry.entries("suite") if get_suite(name).trajectory_rows()]
+        raise UserError(f"--eval-every: the {suite.name} suite has no metrics cheap enough to measure during "
+                        f"unlearning (suites that have: {', '.join(having)}). Run without --eval-every.")
+    if method.loads_model:
+        raise UserError(f"--eval-every traces the method's training; --method {spec.method} trains nothing here. "
+                        "Run without --eval-every.")
 
 
 def _task_parts(name: str):
@@ -505,15 +531,25 @@ def _unlearn_steps(p: Plan, r: _Run, task, target, scoring, references):
     model, its method data, per-example scores, metrics, CIs, each step's per-example scores)."""
     spec = p.spec
     ctx = _context(p, r, task, spec.seed, spec.quiet, target)
+    ctx.trajectory = _trajectory(p, r, task, target, scoring, references)
     r.unlearning = not p.method.loads_model  # a model that cannot be loaded is bad input: no record is left
     model, steps, per_example, metrics, ci, data = None, [], {}, {}, {}, None
     for step, forget_role in enumerate(forget_roles(spec.mode)):
         data = p.family.method_data(task, forget_role, target)
         start = target.model if model is None or spec.mode != "sustainability" else model
         t = time.perf_counter()
-        model = p.family.unlearn(p.method, start, data, p.params, ctx)
+        try:
+            model = p.family.unlearn(p.method, start, data, p.params, ctx)
+        finally:
+            if ctx.trajectory is not None:  # a run that fails or is stopped keeps the points it reached
+                r.record.trajectory = ctx.trajectory.record()
         r.unlearning = True
         unlearn_s = time.perf_counter() - t
+        if ctx.trajectory is not None:  # its last point is the model the method returned
+            ctx.trajectory.finish(model)
+            unlearn_s -= ctx.trajectory.seconds  # scoring along the way is not unlearning time
+            r.timing["trajectory_s"] = ctx.trajectory.seconds
+            r.record.trajectory = ctx.trajectory.record()
         r.timing["unlearn_s"] = r.timing.get("unlearn_s", 0.0) + unlearn_s
         t = time.perf_counter()
         if p.suite_lenses:
@@ -538,6 +574,22 @@ def _unlearn_steps(p: Plan, r: _Run, task, target, scoring, references):
         r.record.model["unlearned"] = {"path": MODEL_DIR, **saved}
         save_record(r.dir, r.record)
     return model, data, per_example, metrics, ci, steps
+
+
+def _trajectory(p: Plan, r: _Run, task, target, scoring, references):
+    """``--eval-every N``: the suite's cheap metrics of the model being unlearned, every N of
+    its optimisation steps (:mod:`unlearnbench.trajectory`); None without the option."""
+    from unlearnbench.trajectory import Trajectory
+
+    if p.spec.eval_every is None:
+        return None
+    oracle = references["oracle"] or None
+
+    def point(model) -> dict[str, float]:
+        scorer = p.family.scorer(model, target, task, r.device, quiet=True, label="trajectory")
+        return p.suite.trajectory_point(scorer, scoring.ctx, oracle)
+
+    return Trajectory(p.spec.eval_every, point)
 
 
 def _measure_lenses(p: Plan, r: _Run, task, target, oracle, model, data, metrics: dict, ci: dict, rows: list) -> dict:

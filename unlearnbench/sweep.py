@@ -115,6 +115,8 @@ class SweepSpec(BaseModel):
     options: dict[str, Scalar] = Field(default_factory=dict, description="Task-kind and lens options (mia_feature, ...).")
     device: str = "auto"
     mode: str = "standard"
+    eval_every: Optional[int] = Field(default=None, ge=1, description="Each run's trajectory: its metrics every N "
+                                                                       "optimisation steps (evaluate --eval-every).")
     data_dir: Optional[str] = None
     model: Optional[str] = None
     oracle: Optional[str] = None
@@ -223,7 +225,7 @@ def expand(spec: SweepSpec, out: Path, *, quiet: bool = True) -> list[RunSpec]:
                 for seed in spec.seeds:
                     runs.append(RunSpec(task=task, method=method, params=point, seed=seed, model=spec.model,
                                         oracle=spec.oracle, data_dir=spec.data_dir, device=spec.device, out=Path(out),
-                                        quiet=quiet, mode=spec.mode,
+                                        quiet=quiet, mode=spec.mode, eval_every=spec.eval_every,
                                         lenses=tuple(spec.lenses) if spec.lenses is not None else None,
                                         options={k: _text(v) for k, v in spec.options.items()}))
     return runs

@@ -145,6 +145,28 @@ def steps_table(result) -> Table:
     return table
 
 
+TRAJECTORY_ROWS = 12  # at most this many points in the terminal (the record and the report hold all)
+TRAJECTORY_COLUMNS = 6
+
+
+def trajectory_table(trajectory) -> Table:
+    """A few points of an ``--eval-every`` trajectory (evenly spaced, first and last always),
+    one column per metric (the first few)."""
+    points = trajectory.points
+    if len(points) > TRAJECTORY_ROWS:
+        picks = sorted({round(i * (len(points) - 1) / (TRAJECTORY_ROWS - 1)) for i in range(TRAJECTORY_ROWS)})
+        points = [points[i] for i in picks]
+    names = list(dict.fromkeys(n for p in trajectory.points for n in p.metrics))[:TRAJECTORY_COLUMNS]
+    shown = "" if len(points) == len(trajectory.points) else f", {len(points)} of {len(trajectory.points)} points"
+    table = Table(title=Text(f"trajectory: every {trajectory.every} steps{shown} (reported: {trajectory.reported})"))
+    table.add_column("step", justify="right")
+    for name in names:
+        table.add_column(Text(name), justify="right")  # text from a record: never markup
+    for point in points:
+        table.add_row(*map(Text, (str(point.step), *(_fmt(point.metrics.get(n)) for n in names))))
+    return table
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
              epilog="Task-kind and lens options (--forget-indices FILE, --concepts FILE, --mia-feature F, "
                     "--strong-models N, ...) go after the others; `unlearnbench list options` lists them.")
@@ -172,6 +194,9 @@ def evaluate(
                                                           "implies --method external.")] = None,
     save_model: Annotated[bool, typer.Option("--save-model", help="Keep the unlearned weights in runs/<id>/model "
                                                                    "(reload with --unlearned).")] = False,
+    eval_every: Annotated[Optional[int], typer.Option(help="Score the model every N optimisation steps with the "
+                                                           "suite's cheap metrics and keep the curve in the record "
+                                                           "(its trajectory).")] = None,
 ) -> None:
     """Apply a method to a task's target model and score it against the oracle."""
     from unlearnbench.runner import DEFAULT_METHOD, EXTERNAL, RunSpec, run
@@ -185,7 +210,7 @@ def evaluate(
                    data_dir=str(data_dir) if data_dir else None, device=device, out=out,
                    metrics=tuple(m.strip() for m in metrics.split(",") if m.strip()) if metrics else (), quiet=quiet,
                    mode=mode, lenses=tuple(lens.split(",")) if lens is not None else None,
-                   options=_extra_options(ctx.args), unlearned=unlearned, save_model=save_model)
+                   options=_extra_options(ctx.args), unlearned=unlearned, save_model=save_model, eval_every=eval_every)
     try:
         result = run(spec)
     except UserError as exc:
@@ -206,6 +231,8 @@ def evaluate(
         if record.status == "succeeded":
             if record.steps:
                 out_console.print(steps_table(result))
+            if record.trajectory is not None and record.trajectory.points:
+                out_console.print(trajectory_table(record.trajectory))
             out_console.print(result_table(result))
             out_console.print(_table_footer(result), highlight=False)
         if not quiet:

@@ -21,6 +21,7 @@ import torch
 
 from unlearnbench.errors import ModelSourceError, TrainingDivergedError
 from unlearnbench.progress import progress_bar
+from unlearnbench.trajectory import step_done
 
 IGNORE_INDEX = -100
 
@@ -324,6 +325,7 @@ def train_loop(
                 torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
             optimizer.step()
             scheduler.step()
+            step_done(model)  # --eval-every scores the model here (unlearnbench.trajectory)
             losses.append(total)
             advance(1, loss=total)
     model.eval()

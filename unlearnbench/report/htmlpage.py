@@ -108,8 +108,8 @@ class ScatterPoint:
 
 
 @dataclass(frozen=True)
-class Scatter:
-    """What ``scatter.svg.j2`` draws: the frame, the ticks and the points, in pixels."""
+class Frame:
+    """A small SVG plot's size and plotting area, in pixels."""
 
     width: int
     height: int
@@ -117,6 +117,12 @@ class Scatter:
     top: int
     right: int
     bottom: int
+
+
+@dataclass(frozen=True)
+class Scatter(Frame):
+    """What ``scatter.svg.j2`` draws: the frame, the ticks and the points, in pixels."""
+
     x_label: str
     y_label: str
     x_ticks: list[tuple[float, str]]
@@ -157,3 +163,48 @@ def axis_label(metric: str, goal: str, log: bool) -> str:
     return f"{metric}{' (log scale)' if log else ''} — {GOAL_WORDS.get(goal, '')}".rstrip(" —")
 
 
+
+
+@dataclass(frozen=True)
+class LinePanel(Frame):
+    """What ``trajectory.svg.j2`` draws for one metric over unlearning steps: the frame, the
+    ticks, the points (pixels, with their step and value), the reference levels (original,
+    oracle) and the reported point."""
+
+    metric: str
+    y_label: str
+    x_ticks: list[tuple[float, str]]
+    y_ticks: list[tuple[float, str]]
+    points: list[tuple[float, float, str]]  # x, y, "step s: value"
+    levels: list[tuple[float, str, str]]  # y, label, color
+    reported: tuple[float, float] | None
+
+
+def line_layout(metric: str, steps: list[int], values: list[Any], levels: dict[str, Any], reported_step: int | None,
+                log: bool = False) -> LinePanel | None:
+    """The layout of one small deterministic SVG line chart of ``metric`` against ``steps``
+    (missing values are left out; None when none is left). ``levels``: horizontal reference
+    lines by kind (``original``, ``oracle``); ``log``: a log10 value axis when every value is > 0."""
+    pts = [(int(s), number(v)) for s, v in zip(steps, values) if number(v) is not None]
+    lines = {kind: number(v) for kind, v in levels.items() if number(v) is not None}
+    if not pts:
+        return None
+    log = log and all(v > 0 for _, v in pts) and all(v > 0 for v in lines.values())
+    w, h, ml, mr, mt, mb = 320, 200, 62, 12, 22, 38
+    xlo, xhi = min(s for s, _ in pts), max(s for s, _ in pts)
+    xhi = xhi if xhi > xlo else xlo + 1
+    ylo, yhi, log = _axis([v for _, v in pts] + list(lines.values()), log)
+
+    def sx(s):
+        return ml + (s - xlo) / (xhi - xlo) * (w - ml - mr)
+
+    def sy(v):
+        v = math.log10(v) if log else v
+        return h - mb - (v - ylo) / (yhi - ylo) * (h - mt - mb)
+
+    x_ticks = [(sx(t), label) for t, label in _ticks(float(xlo), float(xhi), False) if float(t).is_integer()]
+    y_ticks = [(h - mb - (t - ylo) / (yhi - ylo) * (h - mt - mb), label) for t, label in _ticks(ylo, yhi, log)]
+    points = [(sx(s), sy(v), f"step {s}: {fmt(v)}") for s, v in pts]
+    reported = next(((x, y) for (s, _), (x, y, _) in zip(pts, points) if s == reported_step), None)
+    return LinePanel(w, h, ml, mt, w - mr, h - mb, metric, f"{metric}{' (log scale)' if log else ''}", x_ticks, y_ticks,
+                     points, [(sy(v), kind, COLORS.get(kind, COLORS["run"])) for kind, v in lines.items()], reported)

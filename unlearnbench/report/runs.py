@@ -4,7 +4,8 @@ jinja2 template ``templates/report.html.j2``.
 For each run: the metric table by lens with the original target and the oracle as reference
 columns; the distributions of the per-example truth ratios (or confidences) of the unlearned
 model against the oracle's; ROC curves of the membership attacks when the per-example scores
-hold them; the relearning curve (and metrics over unlearning steps) when the record has them.
+hold them; the relearning curve (and metrics over unlearning steps) when the record has them;
+the trajectory (``--eval-every``) as small inline SVG line charts, one per metric.
 For several runs of one task: the forget-vs-utility trade-off.
 
 Everything is driven by the record, its suite's rows and the per-example scores, so a new task
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from unlearnbench.errors import UserError
-from unlearnbench.report.htmlpage import params_text, render
+from unlearnbench.report.htmlpage import line_layout, params_text, render
 from unlearnbench.leaderboard.ranking import GOAL_ARROWS, GOAL_WORDS, number, ranking_for, suite_rows
 from unlearnbench.records import PER_EXAMPLE_FILE, RECORD_FILE
 from unlearnbench.verdict import LEGEND, verdict
@@ -225,6 +226,41 @@ def curves(run: Run) -> list[tuple[str, str, dict[str, tuple[np.ndarray, np.ndar
         if keep:
             found.append(("Metrics over successive unlearning steps", "step", {k: series[k] for k in keep}))
     return found
+
+
+def _trajectory_rows(suite_name: str) -> list:
+    """The suite's trajectory rows (empty for a suite this unlearnbench does not know)."""
+    from unlearnbench import registry
+
+    entry = registry.entries("suite").get(suite_name)
+    return list(entry.obj().trajectory_rows()) if entry else []
+
+
+def trajectory_view(run: Run) -> dict[str, Any] | None:
+    """What the report draws of a record's trajectory (``--eval-every``): one line chart per
+    metric (the suite's order first), with the original's and the oracle's values as dashed
+    levels and the reported point circled; None when the record has no trajectory."""
+    trajectory = run.record.get("trajectory")
+    if not isinstance(trajectory, dict):
+        return None
+    points = [p for p in trajectory.get("points") or [] if isinstance(p, dict) and isinstance(p.get("metrics"), dict)]
+    steps = [p.get("step") for p in points]
+    view = {"every": trajectory.get("every"), "reported": trajectory.get("reported"), "n": len(points),
+            "steps": trajectory.get("steps"), "note": trajectory.get("note"), "panels": []}
+    if not points or not all(isinstance(s, int) and not isinstance(s, bool) for s in steps):
+        return view
+    rows = {row.name: row for row in _trajectory_rows(run.suite)}
+    names = [n for n in rows if any(n in p["metrics"] for p in points)]
+    names += [n for n in dict.fromkeys(k for p in points for k in p["metrics"]) if n not in rows]
+    ranking = ranking_for(run.suite, suite_rows(run.suite), set(run.record.get("metrics") or {}))
+    reference = run.record.get("reference") or {}
+    for name in names:
+        levels = {which: (reference.get(which) or {}).get(name) for which in ("original", "oracle")}
+        panel = line_layout(name, steps, [p["metrics"].get(name) for p in points], levels,
+                            trajectory.get("reported_step"), log=ranking.log_y and name == ranking.y)
+        if panel is not None:
+            view["panels"].append((panel, rows[name].description if name in rows else ""))
+    return view
 
 
 # -------------------------------------------------------------------------------- plots
@@ -500,6 +536,7 @@ def _run_view(run: Run, index: int) -> dict[str, Any]:
         view["roc"] = roc_plot(run)
         view["samples"] = samples_plot(run)
     view["curves"] = [(title, curve_plot(title, x_label, series)) for title, x_label, series in curves(run)]
+    view["trajectory"] = trajectory_view(run)
     return view
 
 

@@ -51,6 +51,16 @@ class Suite(abc.ABC):
                   seed: int = 0) -> tuple[dict[str, float], dict[str, list[float]]]:
         """Flat metrics and their CIs (pure: no model)."""
 
+    def trajectory_rows(self) -> list[MetricRow]:
+        """The cheap metrics ``--eval-every N`` measures every N optimisation steps (in display
+        order); empty: the suite has none, and a run refuses the option."""
+        return []
+
+    def trajectory_point(self, scorer, ctx: ScoreContext, oracle_per_example: dict | None) -> dict[str, float]:
+        """Those metrics of the model behind ``scorer`` now (``oracle_per_example``: the
+        oracle's per-example scores from :meth:`score`)."""
+        raise NotImplementedError(f"the {self.name} suite measures no trajectory")
+
     def lenses(self) -> tuple[str, ...]:
         """The lenses this suite's rows belong to (measured in its one scoring pass)."""
         return tuple(dict.fromkeys(r.lens for r in self.rows()))

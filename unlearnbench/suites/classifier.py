@@ -101,6 +101,13 @@ class ClassifierSuite(Suite):
         return per_example(statistics(scorer, ctx.task, device=ctx.device), rte_s=ctx.rte_s,
                            mia_feature=ctx.options.get("mia_feature") or MIA_FEATURE)
 
+    def trajectory_rows(self) -> list[MetricRow]:
+        # every metric but the unlearning time: one pass of class probabilities and the MIA's SVC
+        return [row for row in rows() if row.name != "rte"]
+
+    def trajectory_point(self, scorer, ctx: ScoreContext, oracle_per_example: dict | None) -> dict[str, float]:
+        return aggregate(self.score(scorer, ctx), oracle_per_example, seed=ctx.seed)[0]
+
     def reference_key(self, ctx: ScoreContext) -> dict:
         feature = ctx.options.get("mia_feature") or MIA_FEATURE
         return {} if feature == MIA_FEATURE else {"mia_feature": feature}

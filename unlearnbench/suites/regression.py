@@ -107,5 +107,13 @@ class RegressionSuite(Suite):
                            relearn="robustness" in ctx.lenses)
         return per_example(stats, rte_s=ctx.rte_s)
 
+    def trajectory_rows(self) -> list[MetricRow]:
+        # the predictions' metrics; not the anamnesis index (a relearning run) nor the unlearning time
+        return [row for row in rows() if row.name not in ("ain", "rte")]
+
+    def trajectory_point(self, scorer, ctx: ScoreContext, oracle_per_example: dict | None) -> dict[str, float]:
+        stats = statistics(scorer, ctx.task, device=ctx.device, seed=ctx.seed, relearn=False)
+        return aggregate(per_example(stats), oracle_per_example, seed=ctx.seed)[0]
+
     def reference_key(self, ctx: ScoreContext) -> dict:
         return {"seed": ctx.seed, "relearn": "robustness" in ctx.lenses}  # the relearning run is seeded

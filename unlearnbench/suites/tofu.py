@@ -40,9 +40,11 @@ def tofu_rows() -> list[MetricRow]:
     return rows + privacy_lens.rows()
 
 
-def tofu_statistics(engine, splits: dict[str, Any], *, privacy: bool = True) -> dict[str, dict[str, Any]]:
+def tofu_statistics(engine, splits: dict[str, Any], *, privacy: bool = True,
+                    generate: bool = True) -> dict[str, dict[str, Any]]:
     """Per-example statistics of one model on the TOFU eval roles (computed once, shared);
-    the privacy lens's statistics unless ``privacy=False``."""
+    the privacy lens's statistics unless ``privacy=False``; the greedy generations (ROUGE-L)
+    unless ``generate=False`` (teacher forcing only: the trajectory's statistics)."""
     requests: list[tuple[str, str]] = []
     layout: dict[str, dict[str, Any]] = {}
     for split, role in EVAL_ROLES.items():
@@ -57,8 +59,9 @@ def tofu_statistics(engine, splits: dict[str, Any], *, privacy: bool = True) -> 
         requests += [(q, p) for q, ps in zip(questions, perturbed) for p in ps]
         layout[split] = {"questions": questions, "answers": answers, "paraphrased": para, "perturbed": perturbed}
     engine.score(requests, description="teacher forcing")
-    all_questions = [q for split in layout.values() for q in split["questions"]]
-    engine.generate(all_questions, max_new_tokens=MAX_NEW_TOKENS, description="generating")
+    if generate:
+        all_questions = [q for split in layout.values() for q in split["questions"]]
+        engine.generate(all_questions, max_new_tokens=MAX_NEW_TOKENS, description="generating")
 
     stats = {}
     for split, parts in layout.items():
@@ -72,9 +75,10 @@ def tofu_statistics(engine, splits: dict[str, Any], *, privacy: bool = True) -> 
             "nll_answer": np.array([s.nll for s in answer_scores]),
             "nll_perturbed": pert_nll,
             "hits_answer": [s.text_hits.astype(bool) for s in answer_scores],  # the answer's own tokens
-            "generation": engine.generate(qs, max_new_tokens=MAX_NEW_TOKENS),
             "answer": parts["answers"],
         }
+        if generate:
+            entry["generation"] = engine.generate(qs, max_new_tokens=MAX_NEW_TOKENS)
         if parts["paraphrased"] is not None:
             entry["nll_paraphrased"] = np.array([s.nll for s in engine.score(list(zip(qs, parts["paraphrased"])))])
         stats[split] = entry
@@ -145,6 +149,44 @@ def tofu_aggregate(per_example: dict, oracle_per_example: dict | None, *, seed: 
     return metrics, ci
 
 
+TRAJECTORY_UTILITY = "model_utility_teacher_forced"
+
+
+def tofu_trajectory_rows() -> list[MetricRow]:
+    """What ``--eval-every`` measures on TOFU: everything teacher forcing gives (no generation,
+    so no ROUGE-L): forget quality itself, probability and truth ratio on the four splits, and
+    model utility without its three ROUGE-L parts (a proxy, under its own name)."""
+    kept = {"forget_quality", "forget_quality_ks_statistic"} | {
+        f"{split}_{m}" for split in EVAL_ROLES for m in ("probability", "truth_ratio")}
+    rows = [row for row in tofu_rows() if row.name in kept]
+    return rows[:1] + [MetricRow(TRAJECTORY_UTILITY, "higher", "utility",
+                                 "harmonic mean of probability and truth ratio on retain, real authors, world facts "
+                                 "(model utility without ROUGE-L)")] + rows[1:]
+
+
+def tofu_trajectory_point(engine, splits: dict[str, Any], oracle_per_example: dict | None) -> dict[str, float]:
+    """The trajectory's metrics of one model, from teacher forcing alone (the same statistics
+    and formulas as :func:`tofu_aggregate`, without ROUGE-L)."""
+    stats = tofu_statistics(engine, splits, privacy=False, generate=False)
+    metrics: dict[str, float] = {}
+    for split, s in stats.items():
+        correct = s["nll_paraphrased"] if split in HAS_PARAPHRASE else s["nll_answer"]
+        probability = (behavior.answer_probability(s["nll_answer"]) if split in HAS_PARAPHRASE
+                       else behavior.normalized_probability(s["nll_answer"], s["nll_perturbed"]))
+        ratios = behavior.truth_ratio(correct, s["nll_perturbed"])
+        summary = behavior.truth_ratio_forget_score if split == "forget" else behavior.truth_ratio_retain_score
+        metrics[f"{split}_probability"] = float(np.mean(probability))
+        metrics[f"{split}_truth_ratio"] = float(summary(ratios))
+        if split == "forget" and oracle_per_example is not None:
+            fq = behavior.forget_quality(ratios.tolist(), oracle_per_example["forget"]["truth_ratio"])
+            metrics["forget_quality"] = float(fq["forget_quality"])
+            metrics["forget_quality_ks_statistic"] = float(fq["forget_quality_ks_statistic"])
+    metrics[TRAJECTORY_UTILITY] = behavior.model_utility([metrics[f"{split}_{m}"] for split in
+                                                          ("retain", "real_authors", "world_facts")
+                                                          for m in ("probability", "truth_ratio")])
+    return metrics
+
+
 @register_suite("tofu", summary="TOFU: probability, ROUGE-L, truth ratio, forget quality, model utility")
 class TofuSuite(LanguageModelSuite):
     name = "tofu"
@@ -152,3 +194,7 @@ class TofuSuite(LanguageModelSuite):
     statistics = staticmethod(tofu_statistics)
     per_example = staticmethod(tofu_per_example)
     aggregate = staticmethod(tofu_aggregate)
+    trajectory_rows = staticmethod(tofu_trajectory_rows)
+
+    def trajectory_point(self, scorer, ctx, oracle_per_example):
+        return tofu_trajectory_point(scorer, ctx.task.splits, oracle_per_example)
