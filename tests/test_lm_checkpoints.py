@@ -77,6 +77,22 @@ def test_a_lora_run_keeps_its_adapter_and_reloads_onto_the_target(run_tiny):
     assert {k: v for k, v in scored.record.metrics.items() if k != "rte"} == pytest.approx(expected, rel=1e-6, abs=1e-9)
 
 
+def test_a_lora_adapter_starts_from_the_run_seed_whatever_ran_before_in_the_process(run_tiny, tmp_path):
+    import torch
+
+    pytest.importorskip("peft")
+    params = {"epochs": "1", "lora_r": "4", "lr": "1e-2"}
+    torch.manual_seed(123)
+    first = run_tiny("ga", params=params, out=tmp_path / "a")
+    torch.rand(1000)  # the global stream moved on, as after other jobs of a sweep
+    second = run_tiny("ga", params=params, out=tmp_path / "b")
+    assert first.record.status == second.record.status == "succeeded"
+    assert first.record.metrics["forget_probability"] != first.record.reference["original"]["forget_probability"]
+    assert second.record.metrics == first.record.metrics
+    third = run_tiny("ga", params=params, seed=1, out=tmp_path / "c")  # another seed: another adapter
+    assert third.record.metrics["forget_probability"] != first.record.metrics["forget_probability"]
+
+
 def test_unlearned_with_another_method_or_a_missing_folder_is_refused(run_tiny, tmp_path):
     from unlearnbench.errors import UserError
 

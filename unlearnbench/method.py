@@ -423,7 +423,14 @@ def _trainable(model, params, ctx: RunContext):
             t.strip() for t in params.lora_targets.split(",") if t.strip()]
         config = LoraConfig(r=params.lora_r, lora_alpha=params.lora_alpha, lora_dropout=params.lora_dropout,
                             target_modules=targets, task_type="CAUSAL_LM")
-        model = get_peft_model(model, config)
+        import torch
+
+        # peft draws the adapter's initial weights from torch's global generator: seeded from the
+        # run's seed (and the caller's stream left as it was), so a LoRA run is the same in a fresh
+        # process and in a sweep's process after other jobs
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(ctx.seed)
+            model = get_peft_model(model, config)
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         ctx.info["lora"] = {"r": params.lora_r, "alpha": params.lora_alpha, "targets": params.lora_targets,
                             "trainable_parameters": trainable}
