@@ -64,10 +64,10 @@ def task_spec(name: str, family: str, version: str, variant: str, options: Seque
 def cached_model(kit: ModelKit, folder: Path, model_config: dict, x, y, train_config, seed: int, *,
                  device=None, quiet: bool = False, description: str = "training") -> Path:
     """Train (once) and save a model under ``folder``; later calls find it there."""
-    from unlearnbench.cache import building
+    from unlearnbench.cache import building, missing
 
     folder = Path(folder)
-    if not (folder / kit.weights_name).is_file():
+    if missing(folder):
         model = kit.fit(model_config, x, y, train_config, seed, device=device, quiet=quiet, description=description)
         with building(folder) as tmp:
             kit.save(model, model_config, tmp)
