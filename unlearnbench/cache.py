@@ -245,6 +245,7 @@ def building(final: Path) -> Iterator[Path]:
                 if final.exists():
                     _discard(final, problem(final) or "it was replaced")
                 os.replace(tmp, final)
+                _sound[key] = _signature(final)  # just hashed: the first use need not hash it again
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
