@@ -140,7 +140,7 @@ def test_an_altered_but_valid_reference_score_file_is_detected_and_recomputed(bu
     result = run_tiny("original")
     err = capsys.readouterr().err
     for path in scores:
-        assert f"cache: {path.parent} is damaged ({cache.JSON_FILE} does not match its checksum)" in err
+        assert f"cache: {path.parent} is damaged ({cache.JSON_FILE} " in err  # (its size or its checksum)
     clean = built_cache[1]
     assert result.record.metrics["forget_quality"] == clean.metrics["forget_quality"]
     assert result.record.reference == clean.reference

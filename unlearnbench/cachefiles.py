@@ -12,7 +12,7 @@ from pathlib import Path
 from unlearnbench.cache import MANIFEST, TASKS_FOLDER, cache_root, locked, problem, task_artefacts, task_index
 
 SOUND = "ok"
-UNCHECKED = "no checksums (rebuilt when next used)"
+UNCHECKED = "no checksums"  # files kept outside any artefact, or an artefact built before checksums
 ABSENT = "absent (built when next used)"
 
 

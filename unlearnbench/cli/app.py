@@ -438,7 +438,7 @@ def cache_verify(
     root = cache_root()
     found = entries(task)
     if not found:
-        out_console.print(escape(f"No cached artefacts {'recorded for ' + task + ' ' if task else ''}in {root}."))
+        out_console.print(escape(f"No cached artefacts{' recorded for ' + task if task else ''} in {root}."))
         return
     table = Table(title=escape(f"cache {root}" + (f" ({task})" if task else "")))
     table.add_column("artefact")
@@ -454,7 +454,7 @@ def cache_verify(
             _err.print("[bold red]damaged:[/] " + escape(f"{entry.path}: {entry.status.removeprefix('damaged: ')}"),
                        highlight=False, soft_wrap=True)
         _err.print(escape("The next run that uses it rebuilds it; `unlearnbench cache clear` removes it now."),
-                   highlight=False)
+                   highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
 
@@ -476,11 +476,11 @@ def cache_clear(
         raise typer.Exit(1)
     removed = clear(task)
     for entry in removed:
-        out_console.print(escape(f"removed {entry.path} ({human_size(entry.size)})"), highlight=False)
+        out_console.print(escape(f"removed {entry.path} ({human_size(entry.size)})"), highlight=False, soft_wrap=True)
     total = human_size(sum(e.size for e in removed))
     out_console.print(escape(f"removed {len(removed)} entries ({total}) of {what}." if removed else
-                             f"Nothing to remove: no cached artefacts {'recorded for ' + task if task else ''} in {root}."),
-                      highlight=False)
+                             f"Nothing to remove: no cached artefacts{' recorded for ' + task if task else ''} in {root}."),
+                      highlight=False, soft_wrap=True)
 
 
 # ------------------------------------------------------------------ reports and leaderboard
