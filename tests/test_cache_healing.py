@@ -217,7 +217,7 @@ def test_two_concurrent_cold_builds_build_once_and_the_second_waits(tmp_path):
     builds = (tmp_path / "builds").read_text().split()
     assert len(builds) == 1
     assert [out.strip() for out, _ in outs] == builds * 2  # both use the one build
-    waited = [err for _, err in outs if "cache: waiting for pid" in err]
+    waited = [err for _, err in outs if "cache: waiting for " in err]  # pid N on host, or another process
     assert len(waited) == 1 and f"building {final}" in waited[0]
     assert cache.problem(final) is None
 
