@@ -6,12 +6,13 @@
 
 Runs ``original``, ``retrain`` and every registered method at its defaults, seed 0, on every
 registered ``*-synth/*`` task and the offline classifier / regression tasks in
-:data:`OFFLINE_TASKS` (standard mode; each task gets the methods of its kind), into ``--runs`` (default ``runs/``); then submits
-each succeeded run through the same validation as ``unlearnbench submit`` and rebuilds the
-boards. All runs come first and all submissions after, so that writing to the (tracked) board
+:data:`OFFLINE_TASKS` (standard mode; each task gets the methods of its kind), into ``--runs`` (default ``runs/``), each
+keeping its unlearned weights (``--save-model``); then submits each succeeded run through the
+same validation as ``unlearnbench submit --verify`` (the weights scored again: the entry is
+marked verified) and rebuilds the boards. All runs come first and all submissions after, so that writing to the (tracked) board
 never makes the harness look dirty to a run still to come: commit your code, then run this on a
 clean tree, then commit ``leaderboards/``. A run already in ``--runs`` (same task, method, seed,
-defaults, succeeded, same git revision) is reused, and one already on the board is skipped, so
+defaults, succeeded, same git revision, weights saved) is reused, and one already on the board is skipped, so
 an interrupted population resumes. CPU-heavy: expect minutes per run on 2 cores.
 """
 
@@ -53,7 +54,8 @@ def _existing_run(runs: Path, task: str, method: str, seed: int, git_sha: str | 
         if (r.get("status") == "succeeded" and r["task"]["name"] == task and r["method"]["name"] == method
                 and r.get("seed") == seed and r.get("mode", "standard") == "standard"
                 and r["method"].get("params") == _defaults(method, task)
-                and r.get("provenance", {}).get("git_sha") == git_sha):
+                and r.get("provenance", {}).get("git_sha") == git_sha
+                and (record_path.parent / "model").is_dir()):  # --verify re-scores the saved weights
             return record_path.parent
     return None
 
@@ -110,7 +112,7 @@ def main() -> int:
             continue
         t = time.perf_counter()
         try:
-            result = run(RunSpec(task=task, method=method, seed=args.seed, out=args.runs, quiet=True))
+            result = run(RunSpec(task=task, method=method, seed=args.seed, out=args.runs, quiet=True, save_model=True))
         except UserError as exc:
             failed.append(f"{task} {method}: {exc}")
             print(f"[{i}/{len(plan)}] {task} {method}: refused ({exc})")
@@ -128,7 +130,7 @@ def main() -> int:
         if run_dir.name in {p.name for p in stored_runs(args.leaderboard / task_folder(task))}:
             continue
         try:
-            submit(run_dir, board=args.leaderboard, allow_dirty=args.allow_dirty)
+            submit(run_dir, board=args.leaderboard, allow_dirty=args.allow_dirty, verify=True)
             accepted += 1
         except SubmissionError as exc:
             failed.append(f"{task} {method}: submission refused: {exc}")

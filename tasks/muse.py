@@ -27,7 +27,9 @@ from unlearnbench.data import load_splits, split_digests, split_files, write_par
 from unlearnbench.errors import DataError
 from unlearnbench.lm import lmeval
 from unlearnbench.lm.modeling import PromptFormat, TinyLlamaConfig, TrainConfig, model_config, tiny_llama_recipe, train_config
+from unlearnbench.lm.worlds import build_world_model
 from unlearnbench.registry import register_task
+from unlearnbench.reproducible import BUILD_VERSION
 from unlearnbench.task import LanguageModelTask, Recipe, TaskSpec, hub_snapshot, model_source
 
 FAMILY_VERSION = "1"
@@ -213,7 +215,8 @@ def _background(world) -> list[str]:
 def synth_world_dir(config: MuseSynthConfig) -> Path:
     from unlearnbench.lm.worlds import muse_synth
 
-    key = {"world_version": muse_synth.WORLD_VERSION, "family": FAMILY_VERSION, "config": asdict(config)}
+    key = {"world_version": muse_synth.WORLD_VERSION, "family": FAMILY_VERSION, "build": BUILD_VERSION,
+           "config": asdict(config)}
     return cache_root() / "muse-synth" / fingerprint(key)
 
 
@@ -246,10 +249,7 @@ def ensure_synth_world(config: MuseSynthConfig, *, quiet: bool = False) -> Path:
         rows = _text_rows(world["raw"]["retain1"])
         if role == "target":
             rows = _text_rows(world["raw"]["forget"]) + rows
-        model = train(rows, seed, description=f"training {role} (muse-synth)")
-        with building(out) as tmp:
-            model.save_pretrained(tmp, safe_serialization=True)
-            tokenizer.save_pretrained(tmp)
+        build_world_model(out, train, rows, seed, tokenizer, description=f"training {role} (muse-synth)")
     return root
 
 

@@ -21,7 +21,9 @@ from unlearnbench.data import load_splits, split_digests, write_split
 from unlearnbench.errors import DataError
 from unlearnbench.lm import lmeval
 from unlearnbench.lm.modeling import PromptFormat, TinyLlamaConfig, TrainConfig, model_config, tiny_llama_recipe, train_config
+from unlearnbench.lm.worlds import build_world_model
 from unlearnbench.registry import register_task
+from unlearnbench.reproducible import BUILD_VERSION
 from unlearnbench.task import LanguageModelTask, Recipe, TaskSpec, hub_snapshot, model_source
 
 FAMILY_VERSION = "2"  # 2: the synthetic world's tokenizer knows its prompt words (Question, :, Answer)
@@ -128,7 +130,8 @@ def _synth_recipe(config: SynthConfig, tokenizer, extra_rows, quiet: bool):
 def synth_world_dir(config: SynthConfig) -> Path:
     from unlearnbench.lm.worlds import tofu_synth
 
-    key = {"world_version": tofu_synth.WORLD_VERSION, "family": FAMILY_VERSION, "config": asdict(config)}
+    key = {"world_version": tofu_synth.WORLD_VERSION, "family": FAMILY_VERSION, "build": BUILD_VERSION,
+           "config": asdict(config)}
     return cache_root() / "tofu-synth" / fingerprint(key)
 
 
@@ -160,10 +163,7 @@ def ensure_synth_world(config: SynthConfig, forget: str, *, quiet: bool = False)
         tokenizer = AutoTokenizer.from_pretrained(tok_dir)
         rows = load_splits(data, {split: QA, "pretraining": QA}, layout_name="TOFU", text=True)
         train = _synth_recipe(config, tokenizer, rows["pretraining"], quiet)
-        model = train(rows[split], seed, description=f"training {role} (tofu-synth)")
-        with building(out) as tmp:
-            model.save_pretrained(tmp, safe_serialization=True)
-            tokenizer.save_pretrained(tmp)
+        build_world_model(out, train, rows[split], seed, tokenizer, description=f"training {role} (tofu-synth)")
     return root
 
 

@@ -37,7 +37,9 @@ from unlearnbench.data import load_splits, split_digests, split_files, write_par
 from unlearnbench.errors import DataError, UserError
 from unlearnbench.lm import lmeval
 from unlearnbench.lm.modeling import PromptFormat, TinyLlamaConfig, TrainConfig, model_config, tiny_llama_recipe, train_config
+from unlearnbench.lm.worlds import build_world_model
 from unlearnbench.registry import register_task
+from unlearnbench.reproducible import BUILD_VERSION
 from unlearnbench.task import LanguageModelTask, Recipe, TaskSpec, hub_snapshot, model_source
 
 FAMILY_VERSION = "1"
@@ -208,7 +210,8 @@ def synth_config(options: WmdpSynthConfig | dict | None) -> WmdpSynthConfig:
 def synth_world_dir(config: WmdpSynthConfig) -> Path:
     from unlearnbench.lm.worlds import wmdp_synth
 
-    key = {"world_version": wmdp_synth.WORLD_VERSION, "family": FAMILY_VERSION, "config": asdict(config)}
+    key = {"world_version": wmdp_synth.WORLD_VERSION, "family": FAMILY_VERSION, "build": BUILD_VERSION,
+           "config": asdict(config)}
     return cache_root() / "wmdp-synth" / fingerprint(key)
 
 
@@ -243,10 +246,7 @@ def ensure_synth_world(config: WmdpSynthConfig, *, quiet: bool = False) -> Path:
         train = tiny_llama_recipe(tokenizer, TEXT_FORMAT, config.model, config.train, quiet=quiet)
         members = world["forget_corpus"][: len(world["forget_corpus"]) - wmdp_synth.held_out_documents(config.world)]
         rows = _text_rows(world["retain_corpus"]) + (_text_rows(members) if role == "target" else [])
-        model = train(rows, seed, description=f"training {role} (wmdp-synth)")
-        with building(out) as tmp:
-            model.save_pretrained(tmp, safe_serialization=True)
-            tokenizer.save_pretrained(tmp)
+        build_world_model(out, train, rows, seed, tokenizer, description=f"training {role} (wmdp-synth)")
     return root
 
 

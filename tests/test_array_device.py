@@ -22,9 +22,12 @@ KEY = dict(family="digits", version="1", data_fingerprint="abc", model_config={"
            train_config=ClassifierTrainConfig(epochs=3))
 
 
-def test_cpu_keys_are_the_keys_of_before_and_other_device_types_are_keyed_apart():
+def test_cpu_keys_name_no_device_and_other_device_types_are_keyed_apart():
+    from unlearnbench.reproducible import BUILD_VERSION
+
     before = {"family": "digits", "version": "1", "data": "abc", "model": {"arch": "small_cnn", "num_classes": 10},
-              "train": asdict(ClassifierTrainConfig(epochs=3)), "target_seed": TARGET_SEED, "oracle_seed": ORACLE_SEED}
+              "train": asdict(ClassifierTrainConfig(epochs=3)), "target_seed": TARGET_SEED, "oracle_seed": ORACLE_SEED,
+              "build": BUILD_VERSION}
     assert world_key(**KEY) == world_key(**KEY, device="cpu") == world_key(**KEY, device=torch.device("cpu")) == before
     cuda = world_key(**KEY, device="cuda")
     assert cuda == {**before, "device": "cuda"} and fingerprint(cuda) != fingerprint(before)

@@ -256,7 +256,7 @@ def board(runs, accept, tmp_path):
 def test_the_readme_board_has_a_table_per_task_with_the_reference_rows(board):
     text = (board / "README.md").read_text()
     assert "## tofu-synth/forget10" in text
-    assert "| # | method | params | seed | forget_quality ↑ | model_utility ↑ | mean rank | run |" in text
+    assert "| # | method | check | params | seed | forget_quality ↑ | model_utility ↑ | mean rank | run |" in text
     assert "| ref | *original* |" in text and "| ref | *oracle* |" in text
     assert "TOFU (Maini et al., 2024)" in text
 

@@ -63,14 +63,18 @@ def task_spec(name: str, family: str, version: str, variant: str, options: Seque
 
 def cached_model(kit: ModelKit, folder: Path, model_config: dict, x, y, train_config, seed: int, *,
                  device=None, quiet: bool = False, description: str = "training") -> Path:
-    """Train (once) and save a model under ``folder``; later calls find it there."""
+    """Train (once, inside :func:`~unlearnbench.reproducible.reproducible_build`) and save a
+    model under ``folder`` with its weights' fingerprint; later calls find it there."""
     from unlearnbench.cache import building, missing
+    from unlearnbench.reproducible import reproducible_build, write_fingerprint
 
     folder = Path(folder)
     if missing(folder):
-        model = kit.fit(model_config, x, y, train_config, seed, device=device, quiet=quiet, description=description)
+        with reproducible_build():
+            model = kit.fit(model_config, x, y, train_config, seed, device=device, quiet=quiet, description=description)
         with building(folder) as tmp:
             kit.save(model, model_config, tmp)
+            write_fingerprint(tmp)
     return folder
 
 
@@ -89,11 +93,14 @@ def device_kind(device) -> str | None:
 
 def world_key(*, family: str, version: str, data_fingerprint: str, model_config: dict, train_config,
               device=None) -> dict[str, Any]:
-    """What the cached target and oracles of a family's world depend on. On the CPU it is the
-    key it has always been (caches and committed records stay valid); on another device type
-    the key names it (``"device": "cuda"``)."""
+    """What the cached target and oracles of a family's world depend on, with the build
+    version (:data:`unlearnbench.reproducible.BUILD_VERSION`: worlds built by other code are
+    not reused); on a device type other than the CPU the key names it (``"device": "cuda"``)."""
+    from unlearnbench.reproducible import BUILD_VERSION
+
     key = {"family": family, "version": version, "data": data_fingerprint, "model": model_config,
-           "train": asdict(train_config), "target_seed": TARGET_SEED, "oracle_seed": ORACLE_SEED}
+           "train": asdict(train_config), "target_seed": TARGET_SEED, "oracle_seed": ORACLE_SEED,
+           "build": BUILD_VERSION}
     kind = device_kind(device)
     if kind is not None:
         key["device"] = kind
@@ -127,8 +134,10 @@ def model_loaders(kit: ModelKit, *, name: str, family: str, version: str, data_f
     source = f"recipe:{recipe_name}"
 
     def loaded(folder: Path, what: str):
+        from unlearnbench.reproducible import model_fingerprint
+
         net, _ = kit.load(folder)
-        return LoadedModel(net, None, what, kit.fingerprint(folder))
+        return LoadedModel(net, None, what, model_fingerprint(folder, kit.fingerprint))
 
     def load_target():
         if model is not None:

@@ -660,6 +660,32 @@ def _rmdir_if_empty(path: Path) -> None:
         pass
 
 
+def board_scores(spec: RunSpec, task, *, unlearned: str | None = None, rte_s: float | None = None) -> dict[str, Any]:
+    """What the leaderboard compares a submission with, through the path every run takes: the
+    per-example suite scores of ``task``'s original target and oracle (the reference scores,
+    cached as every run's are) and, with ``unlearned`` (a folder or hub id, read by the family's
+    ``--unlearned`` loader: no unlearning), of that model too. ``spec`` names the run's seed,
+    lenses, options and device (its method is not looked at); ``rte_s`` is the unlearning time
+    the run reported (a suite that shows it takes it as it is: no model can re-measure it).
+    Returns ``{"original", "oracle", "target_fingerprint", "oracle_fingerprint"}`` (+ ``"unlearned"``)."""
+    from dataclasses import replace
+
+    from unlearnbench.lm.modeling import resolve_device
+
+    p = plan(replace(spec, method="original", unlearned=None, mode="standard"))
+    device = resolve_device(spec.device)
+    target, oracle = p.family.load_models(task, device=device, options=p.options)
+    scoring = _Scoring(p, task, target, device, {})
+    scores, _ = scoring.references(oracle)
+    out = {**scores, "target_fingerprint": target.fingerprint,
+           "oracle_fingerprint": oracle.fingerprint if oracle is not None else None}
+    if unlearned is not None:
+        p.family.offload(target.model, oracle.model if oracle is not None else None)  # as a run does
+        loaded = p.family.load_unlearned(unlearned, task, target, device=device, options=p.options)
+        out["unlearned"] = scoring.score(loaded.model, "unlearned", rte_s=rte_s)
+    return out
+
+
 def prepare(task_name: str, *, data_dir: str | None = None, model: str | None = None, oracle: str | None = None,
             device: str = "auto", quiet: bool = False, options: dict | None = None) -> dict[str, Any]:
     """Build and cache what a task needs: data, target, oracle and their reference scores."""

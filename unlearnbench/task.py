@@ -148,16 +148,18 @@ def hub_snapshot(repo_id: str, patterns: list[str], *, offline_variant: str) -> 
 
 def model_source(source: str, dtype=None) -> LoadedModel:
     """Load a target or oracle from a hub id or a ``save_pretrained`` folder, in ``dtype``
-    (default float32)."""
+    (default float32). Its fingerprint is the one stored with the weights of a world the
+    harness built (:mod:`unlearnbench.reproducible`), else the folder's or the hub id's."""
     import torch
 
     from unlearnbench.cache import fingerprint, folder_fingerprint
     from unlearnbench.lm.modeling import load_causal_lm
+    from unlearnbench.reproducible import model_fingerprint
 
     hint = "Pass a local folder saved with save_pretrained, or check the hub id and your network."
     model, tokenizer = load_causal_lm(source, offline_hint=hint, dtype=dtype or torch.float32)
     path = Path(source.removeprefix("hub:")).expanduser()
-    fp = folder_fingerprint(path) if path.is_dir() else fingerprint({"hub": source})
+    fp = model_fingerprint(path, folder_fingerprint) if path.is_dir() else fingerprint({"hub": source})
     return LoadedModel(model, tokenizer, source, fp)
 
 

@@ -529,10 +529,14 @@ def submit(
     allow_dirty: Annotated[bool, typer.Option(help="Accept a run made from a harness with uncommitted changes (it is marked).")] = False,
     data_dir: Annotated[Optional[Path], typer.Option(help="The task's data folder, for tasks that do not build their own.")] = None,
     build: Annotated[bool, typer.Option(help="Rebuild the boards after accepting.")] = True,
+    verify: Annotated[bool, typer.Option("--verify", help="Score the run again from its weights (a run saved with "
+                                                          "--save-model, or one of --unlearned hub:ID) and mark it "
+                                                          "verified; without it the run is marked recomputed.")] = False,
 ) -> None:
-    """Validate a run (schema, task fingerprint, recomputed metrics, provenance) and add it to the leaderboard."""
+    """Validate a run (schema, task fingerprint, recomputed metrics, the task's reference scores, provenance) and
+    add it to the leaderboard; --verify re-scores its saved weights."""
     from unlearnbench.leaderboard import boards
-    from unlearnbench.leaderboard.submissions import submit as do_submit
+    from unlearnbench.leaderboard.submissions import SUBMISSION_FILE, submit as do_submit
 
     from unlearnbench.records import check_writable_folder
 
@@ -542,12 +546,15 @@ def submit(
         fail(str(exc))
     try:
         stored = do_submit(run, board=leaderboard, allow_dirty=allow_dirty,
-                           data_dir=str(data_dir) if data_dir else None, quiet=False)
+                           data_dir=str(data_dir) if data_dir else None, quiet=False, verify=verify)
     except UserError as exc:
         fail(f"submission refused: {exc}")
     except OSError as exc:
         fail(f"could not store the run in {leaderboard}: {exc.strerror or exc}.")
-    out_console.print(escape(f"accepted: {stored}"), highlight=False)
+    meta = json.loads((stored / SUBMISSION_FILE).read_text())
+    how = meta.get("verification", "recomputed") + (", references unverified: " + meta["references_note"]
+                                                    if meta.get("references") == "unverified" else "")
+    out_console.print(escape(f"accepted ({how}): {stored}"), highlight=False)
     if build:
         boards.build(leaderboard)
         out_console.print(escape(f"{boards.placement(leaderboard, stored.name)}; boards rebuilt in {leaderboard}/"),

@@ -130,6 +130,7 @@ def make_diffusion_task(*, name: str, family: str, version: str, forget_class: i
     :func:`unlearnbench.diffusion.model.save_diffusion`)."""
     from unlearnbench.arraytasks import ModelKit, cached_model, model_loaders, sources, task_spec
     from unlearnbench.cache import fingerprint
+    from unlearnbench.reproducible import model_fingerprint
     from unlearnbench.diffusion.model import diffusion_kit
     from unlearnbench.errors import UserError
     from unlearnbench.lm.modeling import resolve_device
@@ -159,7 +160,7 @@ def make_diffusion_task(*, name: str, family: str, version: str, forget_class: i
                               device=device, quiet=quiet, description=f"training judge ({family})")
         net, _ = judge_kit.load(folder)
         loaded.append(LoadedModel(net.to(device or "cpu").eval(), None, f"recipe:{recipe_name}-judge",
-                                  judge_kit.fingerprint(folder)))
+                                  model_fingerprint(folder, judge_kit.fingerprint)))
         return loaded[0]
 
     return DiffusionTask(

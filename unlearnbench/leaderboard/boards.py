@@ -21,11 +21,17 @@ from urllib.parse import quote
 
 from unlearnbench.report.htmlpage import Scatter, axis_label, fmt, params_text, render, scatter_layout
 from unlearnbench.leaderboard.submissions import DEFAULT_BOARD, SUBMISSION_FILE, read_quiet, stored_runs, task_folder
-from unlearnbench.leaderboard.ranking import GOAL_ARROWS, GOAL_WORDS, Ranking, rank, ranking_for, suite_rows
+from unlearnbench.leaderboard.ranking import GOAL_ARROWS, GOAL_WORDS, Ranking, rank_tiers, ranking_for, suite_rows
+from unlearnbench.leaderboard.verify import mark, tier
 from unlearnbench.leaderboard import seeds
 from unlearnbench.records import RECORD_FILE, harness_dirty
 
 BOARD_FILES = ("README.md", "index.html")
+# what the check column says (README's "Verified submissions" tells how a run earns each mark)
+MARKS_NOTE = ("check: verified, the board scored the run again from its saved weights and got the scores it sent "
+              "(unlearnbench submit --verify); recomputed, every number recomputed from the scores it sent, not from "
+              "a model; references unverified, the board could not score the task's target and oracle to compare. "
+              "Verified runs rank first: a recomputed run never ranks above a verified one.")
 
 
 @dataclass
@@ -51,6 +57,11 @@ class TaskBoard:
     references: list[tuple[str, dict]]  # ("original" | "oracle" [+ #n], metrics)
     name: str = ""  # the title: the task, plus the mode and the fingerprint where needed
     seeds: seeds.SeedBoard | None = None  # runs differing only by seed, aggregated (None: no such runs)
+    models: tuple[str, str] = ("", "")  # the target and oracle fingerprints most of its runs share
+
+    def other_models(self, record: dict) -> bool:
+        """Whether ``record`` was scored against another target or oracle than the board's."""
+        return model_fingerprints(record) != self.models
 
     @property
     def anchor(self) -> str:
@@ -68,6 +79,20 @@ def collect(board: Path = DEFAULT_BOARD) -> list[dict]:
                 meta = read_quiet(run / SUBMISSION_FILE) or {}
                 records.append(record | {"_path": f"{task_dir.name}/{run.name}", "_submission": meta})
     return records
+
+
+def model_fingerprints(record: dict) -> tuple[str, str]:
+    """The (target, oracle) weight fingerprints a record was scored against ("" where absent)."""
+    model = record.get("model") if isinstance(record.get("model"), dict) else {}
+    return tuple(str(model.get(k) or "") for k in ("target_fingerprint", "oracle_fingerprint"))
+
+
+def majority_models(group: list[dict]) -> tuple[str, str]:
+    """The (target, oracle) fingerprints most runs of a board share (the first run's on a tie)."""
+    counts: dict[tuple[str, str], int] = {}
+    for r in group:
+        counts[model_fingerprints(r)] = counts.get(model_fingerprints(r), 0) + 1
+    return max(counts, key=counts.get) if counts else ("", "")
 
 
 def task_boards(records: Iterable[dict]) -> list[TaskBoard]:
@@ -100,7 +125,8 @@ def task_boards(records: Iterable[dict]) -> list[TaskBoard]:
             references += [(f"original{suffix}", r.get("reference", {}).get("original", {})),
                            (f"oracle{suffix}", r.get("reference", {}).get("oracle", {}))]
         boards.append(TaskBoard(name, suite, str(group[0]["task"].get("version", "")), fp, mode, ranking, columns,
-                                rank(group, ranking), references, seeds=seeds.seed_board(group, ranking)))
+                                rank_tiers(group, ranking, tier), references, seeds=seeds.seed_board(group, ranking),
+                                models=majority_models(group)))
     worlds = {}
     for b in boards:
         worlds.setdefault(b.task, set()).add(b.fingerprint)
@@ -128,7 +154,7 @@ def rich_table(b: TaskBoard):
     # "[link=...]" is shown as it is, not interpreted)
     crit = b.columns[: len(b.ranking.criteria)]
     table = Table(title=Text(f"{b.name} · ranked {ranking_text(b.ranking)}"), title_justify="left")
-    for col, justify in (("#", "right"), ("method", "left"), ("seed", "right")):
+    for col, justify in (("#", "right"), ("method", "left"), ("check", "left"), ("seed", "right")):
         table.add_column(col, justify=justify)
     for c in crit:
         table.add_column(f"{c.name} {GOAL_ARROWS.get(c.goal, '')}", justify="right")
@@ -136,12 +162,13 @@ def rich_table(b: TaskBoard):
         table.add_column("mean rank", justify="right")
     table.add_column("params", overflow="fold")
     for position, score, r in b.ranked:
-        cells = [str(position), str(r["method"]["name"]) + (" †" if harness_dirty(r) else ""), str(r["seed"])]
+        cells = [str(position), str(r["method"]["name"]) + (" †" if harness_dirty(r) else "") + (" ‡" if b.other_models(r) else ""),
+                 mark(r), str(r["seed"])]
         cells += [fmt(r["metrics"].get(c.name)) for c in crit] + ([f"{score:g}"] if len(crit) > 1 else [])
         table.add_row(*map(Text, cells), Text(params_text(r["method"].get("params"))))
     table.add_section()
     for label, metrics in b.references:
-        table.add_row("ref", Text(label, style="italic"), "", *[fmt(metrics.get(c.name)) for c in crit],
+        table.add_row("ref", Text(label, style="italic"), "", "", *[fmt(metrics.get(c.name)) for c in crit],
                       *([""] if len(crit) > 1 else []), "")
     return table
 
@@ -181,36 +208,47 @@ def _md_code(text: str) -> str:
     return f"`{text}`" if _MD_CODE.fullmatch(str(text)) else _md(text)
 
 
+def _md_models(b: TaskBoard) -> str:
+    target, oracle = b.models
+    return (f"Target weights {_md_code(target or 'unknown')}, oracle {_md_code(oracle or 'none')} "
+            "(the fingerprints most runs share).")
+
+
 def render_markdown(boards: list[TaskBoard]) -> str:
     out = ["# Leaderboards", "",
            "Rendered by `unlearnbench leaderboard build` from the submissions in this folder (one folder per task, "
            "one per run); do not edit by hand. Submit a run with `unlearnbench submit runs/<run_id>`; "
-           "`index.html` is the same board, sortable, with a forget-vs-utility plot per task.", ""]
+           "`index.html` is the same board, sortable, with a forget-vs-utility plot per task.", "", MARKS_NOTE, ""]
     if not boards:
         out += ["No submissions yet.", ""]
     for b in boards:
         crit = [c for c in b.columns[: len(b.ranking.criteria)]]
         out += [f"## {_md(b.name)}", "",
                 f"Suite {_md_code(b.suite)}, task version {_md(b.version)}, fingerprint {_md_code(b.fingerprint)}. "
-                f"Ranked {ranking_text(b.ranking)}", ""]
-        header = ["#", "method", "params", "seed"] + [f"{c.name} {GOAL_ARROWS.get(c.goal, '')}".strip() for c in crit]
+                f"Ranked {ranking_text(b.ranking)}", "", _md_models(b), ""]
+        header = ["#", "method", "check", "params", "seed"] + [f"{c.name} {GOAL_ARROWS.get(c.goal, '')}".strip() for c in crit]
         header += ["mean rank"] if len(crit) > 1 else []
         header += ["run"]
-        out += ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if h not in ("method", "params", "run") else "---" for h in header) + "|"]
+        out += ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if h not in ("method", "check", "params", "run") else "---" for h in header) + "|"]
         for position, score, r in b.ranked:
-            name = _md(r["method"]["name"]) + (" †" if harness_dirty(r) else "")
-            cells = [str(position), name, _md(params_text(r["method"].get("params"))), _md(r["seed"])]
+            name = _md(r["method"]["name"]) + (" †" if harness_dirty(r) else "") + (" ‡" if b.other_models(r) else "")
+            cells = [str(position), name, mark(r), _md(params_text(r["method"].get("params"))), _md(r["seed"])]
             cells += [fmt(r["metrics"].get(c.name)) for c in crit]
             cells += [f"{score:g}"] if len(crit) > 1 else []
             cells += [f"[{_md(r['run_id'])}]({quote(r['_path'])}/{RECORD_FILE})"]
             out.append("| " + " | ".join(cells) + " |")
         for label, metrics in b.references:
-            cells = ["ref", f"*{label}*", "", ""] + [fmt(metrics.get(c.name)) for c in crit]
+            cells = ["ref", f"*{label}*", "", "", ""] + [fmt(metrics.get(c.name)) for c in crit]
             cells += [""] if len(crit) > 1 else []
             out.append("| " + " | ".join(cells + [""]) + " |")
         out.append("")
         if any(harness_dirty(r) for _, _, r in b.ranked):
             out += ["† made from a harness with uncommitted changes (accepted with `--allow-dirty`).", ""]
+        if any(b.other_models(r) for _, _, r in b.ranked):
+            others = "; ".join(f"{_md_code(r['run_id'])} {_md_code(fp[0] or 'unknown')} / {_md_code(fp[1] or 'none')}"
+                               for _, _, r in b.ranked if b.other_models(r) for fp in [model_fingerprints(r)])
+            out += [f"‡ scored against another target / oracle than the fingerprints above ({others}): "
+                    "its numbers do not compare with the others'.", ""]
         if b.seeds is not None:
             out += seeds.markdown_lines(b.seeds, fmt, params_text, _md)
     return "\n".join(out).rstrip() + "\n"
@@ -256,17 +294,18 @@ def _slots(b: TaskBoard) -> list[Slot]:
 def _board_view(b: TaskBoard) -> dict[str, Any]:
     """What ``leaderboard.html.j2`` shows of one board."""
     rows = [{"position": position, "score": score, "run_id": r["run_id"], "method": r["method"]["name"],
-             "dirty": harness_dirty(r), "params": params_text(r["method"].get("params")), "seed": r["seed"],
+             "dirty": harness_dirty(r), "other_models": b.other_models(r), "check": mark(r), "params": params_text(r["method"].get("params")), "seed": r["seed"],
              "metrics": r["metrics"], "path": r["_path"]} for position, score, r in b.ranked]
     return {"name": b.name, "anchor": b.anchor, "suite": b.suite, "version": b.version, "fingerprint": b.fingerprint,
             "ranking_text": ranking_text(b.ranking), "slots": _slots(b), "rows": rows, "references": b.references,
             "dirty": any(row["dirty"] for row in rows), "scatter": board_scatter(b),
-            "seeds": seeds.seed_view(b.seeds, fmt, params_text)}
+            "seeds": seeds.seed_view(b.seeds, fmt, params_text), "target_fingerprint": b.models[0],
+            "oracle_fingerprint": b.models[1], "other_models": any(row["other_models"] for row in rows)}
 
 
 def render_html(boards: list[TaskBoard]) -> str:
     return render("leaderboard.html.j2", title="unlearnbench leaderboard", boards=[_board_view(b) for b in boards],
-                  record_file=RECORD_FILE)
+                  record_file=RECORD_FILE, marks_note=MARKS_NOTE)
 
 
 def build(board: Path = DEFAULT_BOARD, *, write: bool = True) -> dict[str, str]:

@@ -160,3 +160,14 @@ def rank(records: list[dict], ranking: Ranking) -> list[tuple[int, float | None,
     return out
 
 
+
+
+def rank_tiers(records: list[dict], ranking: Ranking, tier) -> list[tuple[int, float | None, dict]]:
+    """:func:`rank` within each tier (``tier(record)``: 0 first), the tiers one after the other
+    with positions running on: a record of a later tier never ranks above one of an earlier
+    tier (verified runs above those whose scores were only recomputed)."""
+    out: list[tuple[int, float | None, dict]] = []
+    for level in sorted({tier(r) for r in records}):
+        offset = len(out)
+        out += [(position + offset, score, r) for position, score, r in rank([r for r in records if tier(r) == level], ranking)]
+    return out

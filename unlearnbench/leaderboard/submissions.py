@@ -6,7 +6,9 @@ the RunRecord model); provenance (package versions, and a git revision with a cl
 installed distribution whose files match its RECORD, unless ``allow_dirty``); duplicates of a run
 already on the board; the task's name, version and fingerprint against the registry's; and
 every aggregate metric, CI and reference row recomputed from the per-example scores by the
-suite's pure ``aggregate``. Nothing in a submission is executed or unpickled: it is read as
+suite's pure ``aggregate``; then the reference scores against the task's own models, and with
+``verify`` the unlearned scores against the run's weights (:mod:`unlearnbench.leaderboard.verify`:
+the entry is marked verified, else recomputed). Nothing in a submission is executed or unpickled: it is read as
 JSON, symbolic links are refused, and every name that becomes a path is checked or sanitised.
 
 Accepted submissions live under ``<board>/<task folder>/<run_id>/`` (record, per-example
@@ -77,7 +79,10 @@ def read_json(path: Path, limit: int, what: str) -> Any:
     size = path.stat().st_size
     if size > limit:
         raise SubmissionError(f"The {what} {path} is {size} bytes, over the limit of {limit} bytes.")
-    raw = path.read_bytes()
+    with open(path, "rb") as fh:  # no more than the limit, even if the file grew since it was measured
+        raw = fh.read(limit + 1)
+    if len(raw) > limit:
+        raise SubmissionError(f"The {what} {path} is over the limit of {limit} bytes.")
     cost = parse_cost(raw)
     if cost > MAX_PARSE_BYTES:
         raise SubmissionError(f"The {what} {path} would take about {cost >> 20} MB of memory to parse (it holds "
@@ -549,8 +554,14 @@ class Submission:
 
 
 def validate(path: Path, *, board: Path = DEFAULT_BOARD, allow_dirty: bool = False, data_dir: str | None = None,
-             task_loader: Callable | None = None, quiet: bool = True) -> Submission:
-    """Every check, cheapest first; raises :class:`SubmissionError` naming what was refused."""
+             task_loader: Callable | None = None, quiet: bool = True, verify: bool = False,
+             scores: Callable | None = None) -> Submission:
+    """Every check, cheapest first; raises :class:`SubmissionError` naming what was refused.
+    Last, the references are scored from the task's own models and, with ``verify``, the
+    unlearned scores from the run's weights (:mod:`unlearnbench.leaderboard.verify`; ``scores``
+    stands in for :func:`unlearnbench.runner.board_scores`)."""
+    from unlearnbench.leaderboard.verify import check_against_models
+
     record_path, per_example_path = locate(path)
     record = read_json(record_path, MAX_RECORD_BYTES, "record")
     check_schema(record)
@@ -566,6 +577,7 @@ def validate(path: Path, *, board: Path = DEFAULT_BOARD, allow_dirty: bool = Fal
     suite = check_task(record, task)
     check_method(record, task)
     notes = check_recomputed(record, per_example, suite)
+    notes |= check_against_models(record, per_example, task, record_path.parent, verify=verify, scores=scores)
     return Submission(record, per_example, digest, suite, notes)
 
 
@@ -594,9 +606,12 @@ def store(submission: Submission, board: Path = DEFAULT_BOARD) -> Path:
 
 
 def submit(path: Path, *, board: Path = DEFAULT_BOARD, allow_dirty: bool = False, data_dir: str | None = None,
-           task_loader: Callable | None = None, quiet: bool = True) -> Path:
-    """Validate a run and store it on the board; returns the stored folder."""
-    sub = validate(path, board=board, allow_dirty=allow_dirty, data_dir=data_dir, task_loader=task_loader, quiet=quiet)
+           task_loader: Callable | None = None, quiet: bool = True, verify: bool = False,
+           scores: Callable | None = None) -> Path:
+    """Validate a run and store it on the board (marked verified with ``verify``, else
+    recomputed); returns the stored folder."""
+    sub = validate(path, board=board, allow_dirty=allow_dirty, data_dir=data_dir, task_loader=task_loader, quiet=quiet,
+                   verify=verify, scores=scores)
     return store(sub, board)
 
 

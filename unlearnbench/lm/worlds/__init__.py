@@ -34,3 +34,18 @@ def word_level_tokenizer(texts: Iterable[str], pre_tokenizer, *, decoder, normal
     return PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", unk_token="<unk>", bos_token="<bos>",
                                    eos_token="<eos>", clean_up_tokenization_spaces=False,
                                    model_max_length=model_max_length)
+
+
+def build_world_model(out, train, rows, seed: int, tokenizer, *, description: str) -> None:
+    """Train one of a world's models (``train(rows, seed)``, a synthetic world's recipe) inside
+    :func:`~unlearnbench.reproducible.reproducible_build` and save it in hub layout under
+    ``out``, with its tokenizer and its weights' fingerprint."""
+    from unlearnbench.cache import building
+    from unlearnbench.reproducible import reproducible_build, write_fingerprint
+
+    with reproducible_build():
+        model = train(rows, seed, description=description)
+    with building(out) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        write_fingerprint(tmp)
