@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from unlearnbench.cache import building, cache_root, fingerprint
+from unlearnbench.cache import building, cache_root, fingerprint, missing
 from unlearnbench.data import load_splits, split_digests, split_files, write_parquet_split
 from unlearnbench.errors import DataError
 from unlearnbench.lm import lmeval
@@ -227,19 +227,19 @@ def ensure_synth_world(config: MuseSynthConfig, *, quiet: bool = False) -> Path:
     root = synth_world_dir(config)
     data, tok_dir = root / "data", root / "tokenizer"
     world = None
-    if not (data.exists() and tok_dir.exists()):
+    if missing(data) or missing(tok_dir):
         world = muse_synth.generate_world(config.world)
-        if not data.exists():
+        if missing(data):
             with building(data) as tmp:
                 for subset, splits in world.items():
                     for split, rows in splits.items():
                         write_parquet_split(tmp / subset, split, rows)
-        if not tok_dir.exists():
+        if missing(tok_dir):
             with building(tok_dir) as tmp:
                 muse_synth.build_tokenizer(world).save_pretrained(tmp)
     for role, seed in (("target", config.target_seed), ("oracle", config.oracle_seed)):
         out = root / role
-        if out.exists():
+        if not missing(out):
             continue
         from transformers import AutoTokenizer
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from unlearnbench.cache import building, cache_root, fingerprint
+from unlearnbench.cache import building, cache_root, fingerprint, missing
 from unlearnbench.data import load_splits, split_digests, write_split
 from unlearnbench.errors import DataError
 from unlearnbench.lm import lmeval
@@ -141,22 +141,22 @@ def ensure_synth_world(config: SynthConfig, forget: str, *, quiet: bool = False)
 
     root = synth_world_dir(config)
     data, tok_dir = root / "data", root / "tokenizer"
-    if not (data.exists() and tok_dir.exists()):
+    if missing(data) or missing(tok_dir):
         world = tofu_synth.generate_world(
             tofu_synth.WorldConfig(n_authors=config.n_authors, n_holdout_authors=config.n_holdout_authors, seed=config.world_seed)
         )
-        if not data.exists():
+        if missing(data):
             with building(data) as tmp:
                 for split, rows in world.items():
                     write_split(tmp, split, rows)
-        if not tok_dir.exists():
+        if missing(tok_dir):
             # the prompt format's own words too: without them the models see "<unk> <unk> question <unk> <unk>"
             texts = tofu_synth.world_texts(world) + list(tofu_synth.EVERYDAY_SENTENCES) + [SYNTH_FORMAT.prompt("")]
             with building(tok_dir) as tmp:
                 tofu_synth.build_word_tokenizer(texts).save_pretrained(tmp)
     for role, split, seed in (("target", "full", config.target_seed), ("oracle-" + forget, FORGET_SPLITS[forget], config.oracle_seed)):
         out = root / role
-        if out.exists():
+        if not missing(out):
             continue
         from transformers import AutoTokenizer
 

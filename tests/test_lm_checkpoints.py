@@ -16,7 +16,7 @@ def test_two_prompt_formats_give_two_cached_reference_sets(run_tiny, monkeypatch
     monkeypatch.setattr(runner, "cache_root", lambda: tmp_path / "cache")  # the score cache alone, fresh
 
     def cached() -> set[str]:
-        return {p.name for p in (tmp_path / "cache" / "scores").glob("*.json")}
+        return {p.parent.name for p in (tmp_path / "cache" / "scores").glob("*/data.json")}
 
     own = run_tiny("original")  # the world's own format ("Question: ... Answer:")
     first = cached()

@@ -65,11 +65,11 @@ def cached_model(kit: ModelKit, folder: Path, model_config: dict, x, y, train_co
                  device=None, quiet: bool = False, description: str = "training") -> Path:
     """Train (once, inside :func:`~unlearnbench.reproducible.reproducible_build`) and save a
     model under ``folder`` with its weights' fingerprint; later calls find it there."""
-    from unlearnbench.cache import building
+    from unlearnbench.cache import building, missing
     from unlearnbench.reproducible import reproducible_build, write_fingerprint
 
     folder = Path(folder)
-    if not (folder / kit.weights_name).is_file():
+    if missing(folder):
         with reproducible_build():
             model = kit.fit(model_config, x, y, train_config, seed, device=device, quiet=quiet, description=description)
         with building(folder) as tmp:

@@ -19,7 +19,6 @@ what it reports in ``ctx.info`` lands in the record's ``method.info``.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -30,11 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from unlearnbench import registry
-from unlearnbench.cache import cache_root, fingerprint
+from unlearnbench.cache import cache_root, cached_json, fingerprint, used_by
 from unlearnbench.errors import Terminated, TrainingDivergedError, UnknownNameError, UserError
 from unlearnbench.family import flag
 from unlearnbench.records import (RECORD_FILE, RunRecord, check_writable_folder, live_owner, make_run_id, provenance,
-                                  read_record_quietly, save_record, this_process, write_json_atomic)
+                                  read_record_quietly, save_record, this_process)
 
 DEFAULT_TASK = "tofu-synth/forget10"
 DEFAULT_METHOD = "npo"
@@ -322,7 +321,8 @@ def load_task(spec: RunSpec):
     lenses and mode of ``spec`` are not looked at."""
     entry, family, _ = _task_parts(spec.task)
     _, task_options = _check_options(spec, family, [])
-    return _build_task(spec, family, task_options)
+    with used_by(spec.task):
+        return _build_task(spec, family, task_options)
 
 
 def _build_task(spec: RunSpec, family, task_options: dict):
@@ -440,6 +440,11 @@ def run(spec: RunSpec) -> RunResult:
     """Evaluate one (task, method, params, seed). Raises UserError for bad input (before any
     model is loaded where the spec alone shows it); returns a result whose record says whether
     the method succeeded."""
+    with used_by(spec.task):  # the cached artefacts it uses are the task's (`unlearnbench cache --task`)
+        return _run(spec)
+
+
+def _run(spec: RunSpec) -> RunResult:
     from unlearnbench.lm.modeling import resolve_device
 
     p = plan(spec)
@@ -656,12 +661,7 @@ class _Scoring:
         key = {"task": self.task.fingerprint, "model": loaded.fingerprint, "suite": self.p.suite.name,
                "suite_version": SUITE_VERSION, **self.p.suite.reference_key(self.ctx),
                **self.p.family.score_key(self.task, self.device, self.p.options)}
-        path = cache_root() / "scores" / f"{fingerprint(key)}.json"
-        if path.exists():
-            return json.loads(path.read_text())
-        per_example = self.score(loaded.model, which)
-        write_json_atomic(path, per_example)
-        return per_example
+        return cached_json(cache_root() / "scores" / fingerprint(key), lambda: self.score(loaded.model, which))
 
     def references(self, oracle) -> tuple[dict, dict]:
         """(per-example scores, aggregate rows) of the oracle and the original target; a task
@@ -688,12 +688,8 @@ def _lens_scores(lens, ctx, task, target, oracle, model, seed: int, advance=lamb
                                # the lens's own options that are not the default (e.g. --relearn-lr)
                                **{o.name: ctx.options.get(o.name) for o in lens.options
                                   if ctx.options.get(o.name, o.default) != o.default}})
-            path = cache_root() / "lenses" / f"{key}.json"
-            if path.exists():
-                out[which] = json.loads(path.read_text())
-            else:
-                out[which] = lens.per_example(ctx, loaded.model, which)
-                write_json_atomic(path, out[which])
+            out[which] = cached_json(cache_root() / "lenses" / key,
+                                     lambda: lens.per_example(ctx, loaded.model, which))
             advance(1)
     out["unlearned"] = lens.per_example(ctx, model, "unlearned")
     advance(1)
@@ -752,12 +748,13 @@ def prepare(task_name: str, *, data_dir: str | None = None, model: str | None = 
     """Build and cache what a task needs: data, target, oracle and their reference scores."""
     from unlearnbench.lm.modeling import resolve_device
 
-    p = plan(RunSpec(task=task_name, method="original", data_dir=data_dir, model=model, oracle=oracle, device=device,
-                     quiet=quiet, options=options or {}))
-    t = time.perf_counter()
-    task = _build_task(p.spec, p.family, p.task_options)
-    target, oracle_model = p.family.load_models(task, device=resolve_device(device), options=p.options)
-    counters: dict[str, Any] = {}
-    _, reference = _Scoring(p, task, target, resolve_device(device), counters).references(oracle_model)
-    return {"task": task_name, "fingerprint": task.fingerprint, "seconds": time.perf_counter() - t, **reference,
-            "token_counts": counters}
+    with used_by(task_name):
+        p = plan(RunSpec(task=task_name, method="original", data_dir=data_dir, model=model, oracle=oracle, device=device,
+                         quiet=quiet, options=options or {}))
+        t = time.perf_counter()
+        task = _build_task(p.spec, p.family, p.task_options)
+        target, oracle_model = p.family.load_models(task, device=resolve_device(device), options=p.options)
+        counters: dict[str, Any] = {}
+        _, reference = _Scoring(p, task, target, resolve_device(device), counters).references(oracle_model)
+        return {"task": task_name, "fingerprint": task.fingerprint, "seconds": time.perf_counter() - t, **reference,
+                "token_counts": counters}

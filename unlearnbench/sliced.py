@@ -266,9 +266,9 @@ class S3TSystem:
         seconds it took, or None when the adapters were already there."""
         from safetensors.torch import save_file
 
-        from unlearnbench.cache import building
+        from unlearnbench.cache import building, missing
 
-        if self.folder.exists():
+        if not missing(self.folder):
             return None
         n = len(self.layout) * len(self.orders) * len(self.lora.targets)
         log(f"s3t: training {n} adapters ({len(self.layout)} shards x {len(self.orders)} orders x "

@@ -1,4 +1,4 @@
-"""``unlearnbench``: evaluate, list, show, prepare, report, submit, leaderboard; and the commands
+"""``unlearnbench``: evaluate, list, show, prepare, cache, report, submit, leaderboard; and the commands
 task families add (e.g. ``forgetset``). Progress on stderr, results on stdout.
 
 Nothing here knows a task kind: options that belong to a family or a lens (``--forget-indices``,
@@ -435,6 +435,79 @@ def prepare(
     except UserError as exc:
         fail(str(exc))
     out_console.print(escape(f"prepared {info['task']} (fingerprint {info['fingerprint']}) in {info['seconds']:.1f} s"))
+
+
+cache_app = typer.Typer(help="Check or clear the cache of worlds, trained models and reference scores.",
+                        no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+
+def _cache_task(task: str | None) -> None:
+    from unlearnbench import registry
+
+    if task is not None:
+        try:
+            registry.get("task", task)
+        except UserError as exc:
+            fail(str(exc))
+
+
+@cache_app.command("verify")
+def cache_verify(
+    task: Annotated[Optional[str], typer.Option(help="Only the artefacts this task's runs used.")] = None,
+) -> None:
+    """Check every cached artefact against its checksums; exit 1 naming any that is damaged
+    (the next run that uses it rebuilds it)."""
+    from unlearnbench.cache import cache_root
+    from unlearnbench.cachefiles import entries, human_size
+
+    _cache_task(task)
+    root = cache_root()
+    found = entries(task)
+    if not found:
+        out_console.print(escape(f"No cached artefacts{' recorded for ' + task if task else ''} in {root}."))
+        return
+    table = Table(title=escape(f"cache {root}" + (f" ({task})" if task else "")))
+    table.add_column("artefact")
+    table.add_column("size", justify="right")
+    table.add_column("status")
+    for entry in found:
+        style = "red" if entry.damaged else "green" if entry.status == "ok" else "yellow"
+        table.add_row(escape(str(entry.path.relative_to(root))), human_size(entry.size), Text(entry.status, style=style))
+    out_console.print(table)
+    damaged = [e for e in found if e.damaged]
+    if damaged:
+        for entry in damaged:
+            _err.print("[bold red]damaged:[/] " + escape(f"{entry.path}: {entry.status.removeprefix('damaged: ')}"),
+                       highlight=False, soft_wrap=True)
+        _err.print(escape("The next run that uses it rebuilds it; `unlearnbench cache clear` removes it now."),
+                   highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+@cache_app.command("clear")
+def cache_clear(
+    task: Annotated[Optional[str], typer.Option(help="Only the artefacts this task's runs used.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask (never asked without a terminal or under CI).")] = False,
+) -> None:
+    """Remove the cache, or only the artefacts of one task (rebuilt when next used)."""
+    import os
+
+    from unlearnbench.cache import cache_root
+    from unlearnbench.cachefiles import clear, human_size
+
+    _cache_task(task)
+    root = cache_root()
+    what = f"the cached artefacts of {task} in {root}" if task else f"the whole cache {root}"
+    if not yes and sys.stdin.isatty() and not os.environ.get("CI") and not typer.confirm(f"Remove {what}?"):
+        raise typer.Exit(1)
+    removed = clear(task)
+    for entry in removed:
+        out_console.print(escape(f"removed {entry.path} ({human_size(entry.size)})"), highlight=False, soft_wrap=True)
+    total = human_size(sum(e.size for e in removed))
+    out_console.print(escape(f"removed {len(removed)} entries ({total}) of {what}." if removed else
+                             f"Nothing to remove: no cached artefacts{' recorded for ' + task if task else ''} in {root}."),
+                      highlight=False, soft_wrap=True)
 
 
 # ------------------------------------------------------------------ reports and leaderboard

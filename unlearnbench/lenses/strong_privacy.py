@@ -53,7 +53,7 @@ def _model_stats(model, task, device) -> dict[str, Any]:
 
 def retrained_stats(task, n_models: int, *, device=None, quiet: bool = False) -> list[dict]:
     """Statistics of N models retrained on the retain set, each cached by task and seed."""
-    from unlearnbench.cache import building, cache_root, fingerprint
+    from unlearnbench.cache import building, cache_root, fingerprint, missing
     from unlearnbench.vision.classifier import fit_classifier, load_classifier, save_classifier
     from unlearnbench.progress import progress_bar
 
@@ -63,7 +63,7 @@ def retrained_stats(task, n_models: int, *, device=None, quiet: bool = False) ->
     with progress_bar(f"retrained models ({n_models})", total=n_models, quiet=quiet) as advance:
         for i in range(n_models):
             folder = root / f"retrained-{RETRAIN_SEED + i}"
-            if not folder.exists():
+            if missing(folder):
                 model = fit_classifier(task.model_config, task.x_train[task.retain_indices],
                                        task.y_train[task.retain_indices], task.train_config, RETRAIN_SEED + i,
                                        device=device, quiet=True, description=f"retraining {i + 1}/{n_models}")

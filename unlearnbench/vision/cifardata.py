@@ -108,12 +108,12 @@ def _decode_split(files: list[Path], split: str, family: str) -> tuple[np.ndarra
 
 def decoded(folder: Path, family: str) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], str]:
     """Decoded uint8 splits (cached under the user cache by the content hash of the shards)."""
-    from unlearnbench.cache import building, cache_root
+    from unlearnbench.cache import building, cache_root, missing
 
     shards = {s: parquet_shards(folder, s) for s in SPLITS}
     content = _content_hash([p for s in SPLITS for p in shards[s]])
     cached = cache_root() / family / "data" / f"{DATA_VERSION}-{content}"
-    if not (cached / "arrays.npz").is_file():
+    if missing(cached):
         splits = {s: _decode_split(shards[s], s, family) for s in SPLITS}
         with building(cached) as tmp:
             np.savez(tmp / "arrays.npz", **{f"{k}_{s}": v for s, (x, y) in splits.items() for k, v in (("x", x), ("y", y))})

@@ -495,6 +495,7 @@ def write_forget_indices(path, indices, *, task: str, strategy: str, size, cost_
 
 VARIANT_STRATEGIES = ("class", "random", "worst")
 WORST_CASE_SEED = 0
+FORGET_SET_FILE = "forget-indices.json"  # in a cached worst-case forget set's folder
 
 
 @dataclass
@@ -527,20 +528,21 @@ def worst_case_forget_file(name: str, family: str, target, data: ClassifierArray
     """The forget-index file of the worst-case ``percent``% for ``target`` (a LoadedModel),
     selected once by :func:`unlearnbench.vision.forgetsets.select` and cached by the target's
     fingerprint, the data and the size; the file records what the selection cost."""
-    from unlearnbench.cache import cache_root, fingerprint
+    from unlearnbench.cache import building, cache_root, fingerprint, missing
 
     from unlearnbench.vision.forgetsets import select
 
     key = {"target": target.fingerprint, "data": data.fingerprint, "strategy": "worst", "percent": percent,
            "seed": WORST_CASE_SEED}
-    path = cache_root() / family / "forget-sets" / f"worst-{percent}-{fingerprint(key)}.json"
-    if not path.is_file():
+    folder = cache_root() / family / "forget-sets" / f"worst-{percent}-{fingerprint(key)}"
+    if missing(folder):
         model = target.model.to(device) if device is not None else target.model
         indices, info = select("worst", model=model, x=data.x_train, y=data.y_train, size_fraction=percent / 100,
                                seed=WORST_CASE_SEED, quiet=quiet, device=device)
-        write_forget_indices(path, indices, task=name, strategy="worst", size=percent,
-                             cost_s=info.get("wall_seconds"), data=data.fingerprint)
-    return path
+        with building(folder) as tmp:
+            write_forget_indices(tmp / FORGET_SET_FILE, indices, task=name, strategy="worst", size=percent,
+                                 cost_s=info.get("wall_seconds"), data=data.fingerprint)
+    return folder / FORGET_SET_FILE
 
 
 def make_classifier_task(
