@@ -16,7 +16,7 @@ LM_TASKS = ["tofu/forget01", "tofu/forget05", "tofu/forget10", "tofu-synth/forge
 TASKS = LM_TASKS + [f"digits/class-{k}" for k in range(10)] + [f"digits/{s}-{p}" for s in ("random", "worst") for p in (1, 5, 10, 20, 50)] \
     + [f"{c}/{v}" for c in ("cifar10", "cifar100") for v in [f"class-{k}" for k in range(10)]
        + [f"{s}-{p}" for s in ("random", "worst") for p in (1, 5, 10)]] \
-    + [f"diabetes/random-{p}" for p in (5, 10, 20)] + [f"diabetes/range-{r}" for r in ("25-100", "150-200", "200-350")] \
+    + [f"diabetes/random-{p}" for p in (5, 10, 20, 30)] + [f"diabetes/range-{r}" for r in ("25-100", "150-200", "200-350")] \
     + ["tabular-regression"] \
     + [f"{w}-diffusion/class-{k}" for w in ("digits", "cifar10") for k in range(10)]
 

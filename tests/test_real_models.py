@@ -176,7 +176,10 @@ def test_answer_position_chunked_head_equals_the_full_log_softmax_and_its_gradie
     torch.testing.assert_close(total, expected, rtol=1e-5, atol=1e-5)
     total.sum().backward()
     for name, param in model.named_parameters():
-        torch.testing.assert_close(param.grad, want[name], rtol=1e-4, atol=1e-6, msg=name)
+        # float32 sums in another order: the embedding's rows gather every position's gradient,
+        # so the tolerance follows the gradient's scale (measured: 7e-5 on rows of up to 5)
+        scale = want[name].abs().max().item()
+        torch.testing.assert_close(param.grad, want[name], rtol=1e-4, atol=max(1e-6, 3e-5 * scale), msg=name)
 
 
 def test_npo_loss_with_references_computed_once_by_hand(tokenizer):

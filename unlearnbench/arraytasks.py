@@ -249,12 +249,14 @@ def load_model(folder, build: Callable[[dict], Any], *, what: str, archs, writer
 
 
 def weights_fingerprint(folder) -> str:
-    """Identity of a saved model: the hash of its weights file."""
-    digest = hashlib.sha256()
-    with open(Path(folder) / WEIGHTS_NAME, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]
+    """Identity of a saved model: the content fingerprint of its weights file (its tensors, as
+    :func:`unlearnbench.reproducible.write_fingerprint` stores it for a model the harness built),
+    so that a saved copy of a target has the target's fingerprint."""
+    from unlearnbench.reproducible import tensors_fingerprint
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(Path(folder) / WEIGHTS_NAME))
+    return tensors_fingerprint({f"{WEIGHTS_NAME}:{k}": v for k, v in tensors.items()})
 
 
 # ------------------------------------------------ unlearned models kept by --save-model
