@@ -103,3 +103,20 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def accept(tiny_synth, tmp_path):
+    """``accept(run_dir, **kw)`` submits to a fresh board under tmp_path; returns the stored folder."""
+    from _tiny_runs import tiny_loader
+    from unlearnbench.leaderboard.submissions import submit
+
+    board = tmp_path / "board"
+    loader = tiny_loader(tiny_synth)
+
+    def _submit(run_dir, **kw):
+        kw.setdefault("board", board)
+        return submit(run_dir, task_loader=loader, **kw)
+
+    _submit.board = board
+    return _submit

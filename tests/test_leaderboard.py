@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from unlearnbench.leaderboard import boards
 from unlearnbench.cli.app import app
-from unlearnbench.leaderboard.submissions import SUBMISSION_FILE, SubmissionError, submit, task_folder
+from unlearnbench.leaderboard.submissions import SUBMISSION_FILE, SubmissionError, task_folder
 from unlearnbench.leaderboard.ranking import Criterion, Ranking, rank, ranking_for
 from unlearnbench.records import PER_EXAMPLE_FILE, RECORD_FILE
 
@@ -21,20 +21,6 @@ cli = CliRunner()
 @pytest.fixture(scope="module")
 def runs(tiny_synth, tmp_path_factory):
     return tiny_runs(tiny_synth, tmp_path_factory)
-
-
-@pytest.fixture
-def accept(tiny_synth, tmp_path):
-    """``accept(run_dir, **kw)`` submits to a fresh board under tmp_path; returns the stored folder."""
-    board = tmp_path / "board"
-    loader = tiny_loader(tiny_synth)
-
-    def _submit(run_dir, **kw):
-        kw.setdefault("board", board)
-        return submit(run_dir, task_loader=loader, **kw)
-
-    _submit.board = board
-    return _submit
 
 
 def refused(accept, run_dir, **kw) -> str:

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
-from _tiny_runs import copy_run, tiny_loader, tiny_runs
+from _tiny_runs import copy_run, tiny_runs
 from typer.testing import CliRunner
 
 from unlearnbench.cli.app import app
@@ -24,19 +24,6 @@ EVIL_PARAMS = {"<b>key</b>": "[link=https://evil.example]v[/link]", "k": "<scrip
 @pytest.fixture(scope="module")
 def runs(tiny_synth, tmp_path_factory):
     return tiny_runs(tiny_synth, tmp_path_factory)
-
-
-@pytest.fixture
-def accept(tiny_synth, tmp_path):
-    board = tmp_path / "board"
-    loader = tiny_loader(tiny_synth)
-
-    def _submit(run_dir, **kw):
-        kw.setdefault("board", board)
-        return submit(run_dir, task_loader=loader, **kw)
-
-    _submit.board = board
-    return _submit
 
 
 def refused(accept, run_dir, **kw) -> str:

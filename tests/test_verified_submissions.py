@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from unlearnbench.cli.app import app
 from unlearnbench.leaderboard import boards
 from unlearnbench.leaderboard.ranking import Criterion, Ranking, rank_tiers
-from unlearnbench.leaderboard.submissions import SUBMISSION_FILE, SubmissionError, submit
+from unlearnbench.leaderboard.submissions import SUBMISSION_FILE, SubmissionError
 from unlearnbench.leaderboard.verify import MODEL_DIR, first_difference
 from unlearnbench.records import PER_EXAMPLE_FILE, RECORD_FILE
 
@@ -42,19 +42,6 @@ def saved(tiny_synth, tmp_path_factory) -> Path:
                          out=tmp_path_factory.mktemp("saved"), task_options={"synth": tiny_synth}, save_model=True))
     assert result.record.status == "succeeded" and (result.run_dir / MODEL_DIR).is_dir()
     return result.run_dir
-
-
-@pytest.fixture
-def accept(tiny_synth, tmp_path):
-    board = tmp_path / "board"
-    loader = tiny_loader(tiny_synth)
-
-    def _submit(run_dir, **kw):
-        kw.setdefault("board", board)
-        return submit(run_dir, task_loader=loader, **kw)
-
-    _submit.board = board
-    return _submit
 
 
 def with_weights(run: Path, dest: Path, **edits) -> Path:
