@@ -170,6 +170,16 @@ def test_a_tiny_digits_world_runs_salun_and_sfd_through_evaluate(tiny_runs):
     assert tiny_runs["sfd"].record.method["info"]["sfd_t_init"] == round(0.754 * 100)  # its one-step generator's time
 
 
+def test_a_diffusion_record_follows_the_closed_submission_schema(tiny_runs):
+    """The board refuses a record with a key the RunRecord schema does not declare; the
+    diffusion family's model section (the judge's config) must be one it declares."""
+    from unlearnbench.leaderboard.submissions import check_schema
+
+    record = json.loads((tiny_runs["salun"].run_dir / "record.json").read_text())
+    assert record["model"]["judge"]["num_classes"] == 10
+    check_schema(record)  # raises SubmissionError on an undeclared field
+
+
 def test_the_generation_aggregate_is_recomputed_from_the_per_example_scores(tiny_runs):
     from unlearnbench.records import PER_EXAMPLE_FILE
     from unlearnbench.suites.generation import aggregate

@@ -192,6 +192,8 @@ class ModelInfo(Section):
                                                                        "GradNorm's parameters and norm (language models).")
     unlearned: Optional[dict[str, Any]] = Field(default=None, description="Where --save-model kept the unlearned weights "
                                                                         "(path relative to the run folder), their layout and fingerprint.")
+    judge: Optional[dict[str, Any]] = Field(default=None, description="The config of the classifier that judges generated "
+                                                                    "samples (diffusion tasks).")
 
 
 class Distribution(Section):

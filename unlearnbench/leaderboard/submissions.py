@@ -192,7 +192,7 @@ def check_schema(record: Any) -> None:
 # schema does not name is refused, not stored on the board), and the free-form ones (what a
 # method reported, the prompt format, ...), which are bounded in size instead.
 _STEP_KEYS = {"step", "forget", "n_forget", "metrics", "ci", "unlearn_s", "evaluate_s"}
-_FREE_FORM = ("method.info", "model.prompt_format", "model.scoring", "model.unlearned", "provenance.lenses")
+_FREE_FORM = ("method.info", "model.prompt_format", "model.scoring", "model.unlearned", "model.judge", "provenance.lenses")
 MAX_FREE_FORM_BYTES = 64 << 10
 
 
