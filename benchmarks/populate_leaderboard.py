@@ -28,8 +28,8 @@ from pathlib import Path
 
 # Tasks built offline from bundled data (no hub), besides the synthetic language-model worlds
 # (the diffusion world takes about 8 minutes to build on 2 cores).
-OFFLINE_TASKS = ("digits/random-10", "digits/class-3", "diabetes/random-10", "diabetes/range-200-350",
-                 "digits-diffusion/class-3")
+OFFLINE_TASKS = ("digits/random-10", "digits/random-20", "digits/class-3", "diabetes/random-10", "diabetes/random-30",
+                 "diabetes/range-200-350", "digits-diffusion/class-3")
 
 
 def _kind(task: str) -> str:
