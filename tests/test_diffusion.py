@@ -180,6 +180,37 @@ def test_a_diffusion_record_follows_the_closed_submission_schema(tiny_runs):
     check_schema(record)  # raises SubmissionError on an undeclared field
 
 
+def test_submit_verify_rescores_a_saved_diffusion_model_and_marks_it_verified(tmp_path):
+    """The sampling time in the per-example scores is this machine's clock, not a score of the
+    weights: re-scoring the saved UNet must still verify it (and an edited judge probability not)."""
+    from _tiny_runs import copy_run, tiny_diffusion_world
+
+    from unlearnbench.leaderboard.submissions import SubmissionError, registry_task, submit
+    from unlearnbench.runner import RunSpec, run
+
+    world = tiny_diffusion_world()
+    saved = run(RunSpec(task="digits-diffusion/class-3", method="salun", params={"steps": "3"}, out=tmp_path / "runs",
+                        quiet=True, task_options={"world": world}, save_model=True))
+    assert saved.record.status == "succeeded", saved.record.error
+
+    def loader(name, options, data_dir=None, quiet=True):
+        return registry_task(name, options, data_dir, quiet, trusted={"world": world})
+
+    import shutil
+
+    run_dir = copy_run(saved.run_dir, tmp_path / "salun")
+    shutil.copytree(saved.run_dir / "model", run_dir / "model")
+    stored = submit(run_dir, board=tmp_path / "board", task_loader=loader, verify=True)
+    assert json.loads((stored / "submission.json").read_text())["verification"] == "verified"
+
+    def edit(per_example):
+        per_example["unlearned"]["generated"]["probs"][0] = per_example["unlearned"]["generated"]["probs"][1]
+    edited = copy_run(saved.run_dir, tmp_path / "edited", per_example=edit)
+    shutil.copytree(saved.run_dir / "model", edited / "model")
+    with pytest.raises(SubmissionError):
+        submit(edited, board=tmp_path / "board2", task_loader=loader, verify=True)
+
+
 def test_the_generation_aggregate_is_recomputed_from_the_per_example_scores(tiny_runs):
     from unlearnbench.records import PER_EXAMPLE_FILE
     from unlearnbench.suites.generation import aggregate

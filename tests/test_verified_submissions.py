@@ -226,6 +226,10 @@ def test_first_difference_names_the_first_example_beyond_the_tolerance():
     short["retain"]["nll"] = []
     assert first_difference(short, ours, "x") == "x.retain.nll: 0 submitted, 1 examples here"
     assert first_difference({"v": None}, {"v": float("nan")}, "x") is None  # records write nan as null
+    # wall-clock seconds (rte_s, sampling_s) are this machine's timing: present on both sides, never compared
+    timed = {"probs": [0.5], "sampling_s": 2.9, "rte_s": 30.0}
+    assert first_difference({**timed, "sampling_s": 2.7, "rte_s": 31.0}, timed, "x") is None
+    assert first_difference({"probs": [0.5], "rte_s": 30.0}, timed, "x") == "x.sampling_s: missing from the submission"
 
 
 def test_rank_tiers_never_ranks_a_later_tier_above_an_earlier_one():

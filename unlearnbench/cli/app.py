@@ -174,7 +174,7 @@ def evaluate(
     ctx: typer.Context,
     task: Annotated[str, typer.Option(help="Task name (see `unlearnbench list tasks`).")] = "tofu-synth/forget10",
     method: Annotated[Optional[str], typer.Option(help="Method name (see `unlearnbench list methods`); default npo.")] = None,
-    model: Annotated[Optional[str], typer.Option(help="Target model: hub id (hub:org/name[@rev]) or folder.")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Target model: hub id (hub:org/name\\[@rev]) or folder.")] = None,
     oracle: Annotated[Optional[str], typer.Option(help="Oracle (retain-only) model: hub id or folder.")] = None,
     data_dir: Annotated[Optional[Path], typer.Option(help="Folder with the task's data in hub layout.")] = None,
     param: Annotated[list[str], typer.Option("--param", help="Method hyperparameter key=value (repeatable).")] = [],
@@ -700,7 +700,7 @@ def _executor(executor: "Executor", address: Optional[str], workers: Optional[in
 
 @app.command()
 def tune(
-    spec: Annotated[Path, typer.Argument(help="A tune file: a sweep file with a [select] section (budget, seeds).")],
+    spec: Annotated[Path, typer.Argument(help="A tune file: a sweep file with a \\[select] section (budget, seeds).")],
     out: Annotated[Path, typer.Option(help="Folder for run records and tune.json.")] = Path("runs"),
     executor: Annotated[Executor, typer.Option(help="local (one job at a time, in this process) or ray.")] = Executor.local,
     address: Annotated[Optional[str], typer.Option(help="Ray cluster to attach to (default: an embedded local Ray).")] = None,

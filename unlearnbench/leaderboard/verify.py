@@ -37,6 +37,10 @@ VERIFIED, RECOMPUTED = "verified", "recomputed"
 # A swapped or edited score moves by orders of magnitude more (an oracle's forget-set NLL
 # differs from the target's by whole nats).
 SCORE_REL_TOL, SCORE_ABS_TOL = 1e-4, 1e-5
+# Per-example entries that are wall-clock seconds (``rte_s``, the generation suite's ``sampling_s``):
+# a machine's timing, not a score of the weights, so scoring again cannot reproduce them. They
+# are informational metrics, never a ranking criterion, and are not compared.
+SECONDS_SUFFIX = "_s"
 MODEL_DIR = "model"  # where --save-model keeps the weights, beside the record
 # what a saved model folder may hold: weights as safetensors, configuration and tokenizer as text
 MODEL_SUFFIXES = (".safetensors", ".json", ".txt", ".jinja", ".model")
@@ -49,11 +53,14 @@ class VerificationError(SubmissionError):
 
 def first_difference(submitted: Any, ours: Any, where: str) -> str | None:
     """Where two per-example score trees first differ (``oracle.forget.truth_ratio[17]: 0.53
-    submitted, 0.61 here``), or None when they agree within the tolerance."""
+    submitted, 0.61 here``), or None when they agree within the tolerance. Timings
+    (:data:`SECONDS_SUFFIX`) must be present on both sides but may differ."""
     if isinstance(ours, dict):
         if not isinstance(submitted, dict):
             return f"{where}: submitted as {type(submitted).__name__}, not an object"
         for key in sorted(set(ours) | set(submitted), key=str):
+            if str(key).endswith(SECONDS_SUFFIX) and key in ours and key in submitted:
+                continue
             if key not in submitted:
                 return f"{where}.{key}: missing from the submission"
             if key not in ours:
