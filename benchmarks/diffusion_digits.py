@@ -23,7 +23,7 @@ import tempfile
 import time
 
 METHODS = ("original", "retrain", "ft", "rl", "salun", "esd", "sfd")
-COLUMNS = ("ua", "kept_accuracy", "kept_fd", "kept_precision", "kept_recall", "rte", "sampling_s")
+COLUMNS = ("ua", "kept_accuracy", "avg_gap", "kept_fd", "kept_precision", "kept_recall", "rte", "sampling_s")
 
 
 def main() -> None:

@@ -225,6 +225,14 @@ def test_the_generation_aggregate_is_recomputed_from_the_per_example_scores(tiny
     probs = np.asarray(generated["probs"])
     forget = np.asarray(generated["labels"]) == 3
     assert metrics["ua"] == pytest.approx(100 * np.mean(probs[forget].argmax(1) != 3))
+    # the ranking's gap to the oracle, by hand from the oracle's judge probabilities
+    o_gen = per_example["oracle"]["generated"]
+    o_probs, o_labels = np.asarray(o_gen["probs"]), np.asarray(o_gen["labels"])
+    o_ua = 100 * np.mean(o_probs[o_labels == 3].argmax(1) != 3)
+    o_kept = 100 * np.mean(o_probs[o_labels != 3].argmax(1) == o_labels[o_labels != 3])
+    kept = 100 * np.mean(probs[~forget].argmax(1) == np.asarray(generated["labels"])[~forget])
+    assert metrics["avg_gap"] == pytest.approx((abs(metrics["ua"] - o_ua) + abs(kept - o_kept)) / 2)
+    assert result.record.reference["oracle"]["avg_gap"] == pytest.approx(0.0)
 
 
 def test_the_report_embeds_the_sample_grid_of_original_oracle_and_unlearned(tiny_runs, tmp_path):

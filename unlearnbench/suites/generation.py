@@ -18,12 +18,17 @@ from typing import Any
 import numpy as np
 
 from unlearnbench.metrics import generation as gm
+from unlearnbench.metrics.classifier import avg_gap
 from unlearnbench.registry import register_suite
 from unlearnbench.suites.base import ScoreContext, Suite
 from unlearnbench.suites.common import MetricRow, mean_metric
 
 FEATURE_DECIMALS = 4
 PR_K = 3
+# the gap to the oracle ranks the board: forgetting (UA) and what the kept classes keep, with
+# equal weight, in points (mean rank over UA and utility metrics let a model that forgets
+# nothing rank second, on the strength of its untouched kept classes)
+GAP_KEYS = ("ua", "kept_accuracy")
 
 
 def rows() -> list[MetricRow]:
@@ -37,6 +42,8 @@ def rows() -> list[MetricRow]:
                   "Inception) of generated to real images"),
         MetricRow("kept_precision", "higher", "utility", "improved precision of generated features (k=3), mean over kept classes"),
         MetricRow("kept_recall", "higher", "utility", "improved recall of generated features (k=3), mean over kept classes"),
+        MetricRow("avg_gap", "lower", "behavior", "mean |UA, kept-class accuracy - the oracle's| (points): the ranking "
+                  "criterion, as the classifiers' Avg. Gap"),
         MetricRow("sampling_s", "info", "utility", "seconds to generate the sampling budget (every class)"),
         MetricRow("rte", "lower", "utility", "seconds the method took to unlearn (not evaluation)"),
     ]
@@ -84,6 +91,19 @@ def per_example(stats: dict[str, Any], rte_s: float | None = None) -> dict[str, 
     return out
 
 
+def _recognition(per_example: dict) -> dict[str, float]:
+    """UA and the kept classes' judge accuracy of a per-example tree (the oracle's, for the gap)."""
+    k = int(per_example["forget_class"])
+    gen = per_example["generated"]
+    labels, probs = np.asarray(gen["labels"], dtype=int), np.asarray(gen["probs"], dtype=float)
+    out = {}
+    if (labels == k).any():
+        out["ua"] = gm.unlearning_accuracy(probs[labels == k], k)
+    if (labels != k).any():
+        out["kept_accuracy"] = gm.judge_accuracy(probs[labels != k], labels[labels != k])
+    return out
+
+
 def aggregate(per_example: dict, oracle_per_example: dict | None, *, seed: int = 0,
               n_resamples: int = 1000) -> tuple[dict[str, float], dict[str, list[float]]]:
     """Flat metrics from the judge's probabilities and features (pure: no model)."""
@@ -114,6 +134,10 @@ def aggregate(per_example: dict, oracle_per_example: dict | None, *, seed: int =
         metrics["kept_fd"] = float(np.nanmean(fds))
         metrics["kept_precision"] = float(np.nanmean(precisions))
         metrics["kept_recall"] = float(np.nanmean(recalls))
+    if oracle_per_example is not None and {"ua", "kept_accuracy"} <= set(metrics):
+        oracle = _recognition(oracle_per_example)
+        if set(GAP_KEYS) <= set(oracle):
+            metrics["avg_gap"] = float(avg_gap(metrics, oracle, keys=GAP_KEYS))
     metrics["sampling_s"] = float(per_example["sampling_s"])
     if per_example.get("rte_s") is not None:
         metrics["rte"] = float(per_example["rte_s"])
@@ -124,11 +148,12 @@ def aggregate(per_example: dict, oracle_per_example: dict | None, *, seed: int =
 class GenerationSuite(Suite):
     name = "generation"
     # SalUn and SFD read forgetting (UA) together with what the kept classes keep (their
-    # recognisability and FID); mean rank over the three
-    ranking = {"criteria": [("ua", "higher"), ("kept_accuracy", "higher"), ("kept_fd", "lower")],
+    # recognisability and FID); the board ranks by the gap to the oracle over UA and the kept
+    # classes' accuracy, as the classifier family's Avg. Gap (FD and precision / recall shown beside)
+    ranking = {"criteria": [("avg_gap", "lower")],
                "x": "kept_accuracy", "y": "ua",
-               "source": "diffusion unlearning (SalUn, Fan et al., 2024; SFD, Chen et al., 2025): UA on the "
-                         "forgotten class with the kept classes' judge accuracy and Fréchet distance"}
+               "source": "diffusion unlearning (SalUn, Fan et al., 2024; SFD, Chen et al., 2025): mean gap to the "
+                         "oracle of UA on the forgotten class and the kept classes' judge accuracy"}
 
     rows = staticmethod(rows)
     aggregate = staticmethod(aggregate)
