@@ -26,6 +26,7 @@ def test_the_spread_is_the_mean_the_sample_std_and_n():
     assert (s.mean, s.std, s.n) == (pytest.approx(np.mean(values)), pytest.approx(np.std(values, ddof=1)), 4)
     assert spread([0.3]).std == 0.0 and spread([0.3]).ci is None
     assert spread([None, float("nan")]) is None
+    assert spread([0.7638888888888908] * 3).std == 0.0  # np.std gives 1.4e-16 here: equal seeds have no spread
 
 
 def test_the_bootstrap_ci_of_two_seeds_spans_the_two_values():

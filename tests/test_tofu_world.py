@@ -11,7 +11,6 @@ import sys
 import pytest
 
 from unlearnbench.lm.worlds.tofu_synth import (
-    WORLD_VERSION,
     WorldConfig,
     author_table,
     build_word_tokenizer,

@@ -50,7 +50,9 @@ def spread(values, *, seed: int = 0, n_boot: int = N_BOOTSTRAP, level: float = 0
     rng = np.random.default_rng(seed)
     means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
     low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
-    return Spread(float(x.mean()), float(x.std(ddof=1)), int(x.size), (float(low), float(high)))
+    # equal values have no spread: np.std of them can be a rounding residue (1e-16), not 0
+    std = 0.0 if np.all(x == x[0]) else float(x.std(ddof=1))
+    return Spread(float(x.mean()), std, int(x.size), (float(low), float(high)))
 
 
 @dataclass
