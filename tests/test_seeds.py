@@ -62,6 +62,15 @@ def test_ranks_not_separated_by_their_spread_are_ties():
     assert ranked == [(1, "b", False), (1, "a", True), (3, "c", False)]
 
 
+def test_a_group_is_tied_only_with_the_groups_it_overlaps_not_with_a_chain_of_overlaps():
+    # intervals (mean ± std): a [1.3, 1.5], b [1.05, 1.35], c [0.9, 1.1]: a overlaps b, b overlaps c, a and c are apart
+    records = [_record("a", s, {"forget_quality": v}) for s, v in enumerate((1.3, 1.4, 1.5))]
+    records += [_record("b", s, {"forget_quality": v}) for s, v in enumerate((1.05, 1.2, 1.35))]
+    records += [_record("c", s, {"forget_quality": v}) for s, v in enumerate((0.9, 1.0, 1.1))]
+    ranked = [(position, g.method, tied) for position, _, g, tied in rank_groups(seed_groups(records), HIGHER)]
+    assert ranked == [(1, "a", False), (1, "b", True), (2, "c", True)]
+
+
 def test_a_task_where_the_original_lies_within_retrains_seed_spread_has_no_signal():
     # diabetes/random-10 as measured: retrain seed 1 is farther from the oracle (W1 7.78) than the original (7.35)
     records = [_record("retrain", 0, {"w1_to_retrain": 0.0}, original={"w1_to_retrain": 7.35}),

@@ -6,8 +6,9 @@ separate, and whether a task separates forgetting from noise at all.
 - :func:`seed_groups`: the runs of one board grouped by (method, parameters); each group's
   metrics as spreads.
 - :func:`rank_groups`: groups ranked like runs (:mod:`unlearnbench.leaderboard.ranking`: mean
-  rank over the criteria, on the groups' means); a group is tied with the one above it when no
-  criterion separates them: on every criterion their mean ± std intervals overlap.
+  rank over the criteria, on the groups' means); two groups are separated when some criterion
+  separates them (their mean ± std intervals do not overlap); a group's rank is 1 + the groups
+  above it that are separated from it, and it is shown as a tie (``=k``) when a group above is not.
 - :func:`signal_check`: with several seeds of ``retrain``, a task shows "no signal" when the
   original target lies within retrain's seed spread on the ranking's forgetting criterion (as
   close to the oracle as the farthest retrain seed, or closer): the criterion cannot tell a
@@ -116,8 +117,9 @@ def _separated(a: SeedGroup, b: SeedGroup, ranking: Ranking) -> bool:
 
 
 def rank_groups(groups: list[SeedGroup], ranking: Ranking) -> list[tuple[int, float | None, SeedGroup, bool]]:
-    """(rank, mean rank, group, tied with the one above), best first. The criteria are read on
-    the groups' means; a tie shares the rank above it."""
+    """(rank, mean rank, group, tied), best first. The criteria are read on the groups' means;
+    the rank counts the groups above that the spread separates from this one (monotone down the
+    list); ``tied``: some group above is not separated from it."""
     if not groups:
         return []
     if not ranking.criteria:
@@ -129,13 +131,13 @@ def rank_groups(groups: list[SeedGroup], ranking: Ranking) -> list[tuple[int, fl
     order = sorted(range(len(groups)), key=lambda i: (scores[i], per_criterion[0][i], groups[i].method))
     out: list[tuple[int, float | None, SeedGroup, bool]] = []
     for position, i in enumerate(order, start=1):
-        if out:
-            above_rank, above_score, above, _ = out[-1]
-            tied = scores[i] == above_score or not _separated(above, groups[i], ranking)
-            if tied:
-                out.append((above_rank, scores[i], groups[i], True))
-                continue
-        out.append((position, scores[i], groups[i], False))
+        # 1 + the groups ranked above that the spread separates from this one (and that score
+        # better), never better than the rank above: a group is not tied with the first of a
+        # chain of overlaps it does not itself overlap
+        above = [groups[j] for j in order[:position - 1] if scores[j] != scores[i]]
+        rank = 1 + sum(_separated(g, groups[i], ranking) for g in above)
+        rank = max(rank, out[-1][0]) if out else rank
+        out.append((rank, scores[i], groups[i], rank < position))
     return out
 
 
@@ -217,8 +219,8 @@ def seed_board(records: list[dict], ranking: Ranking) -> SeedBoard | None:
 
 
 SEED_NOTE = ("Over seeds: runs that differ only by seed, as mean ± std [95% bootstrap CI over seeds]; "
-             "= marks a rank that the spread does not separate from the one above (mean ± std overlapping on every "
-             "criterion).")
+             "a rank is 1 + the methods above that the spread separates from it (mean ± std apart on some "
+             "criterion), and = marks one that a method above is not separated from.")
 
 
 def markdown_lines(board: SeedBoard, fmt, params_text, md) -> list[str]:
