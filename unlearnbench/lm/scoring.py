@@ -23,6 +23,7 @@ their own kind and kept out of the forwarded / unique totals.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import time
 import warnings
 from collections import defaultdict
@@ -99,6 +100,19 @@ def next_token_statistics(hidden: torch.Tensor, weight: torch.Tensor, bias: torc
     mu = mean_x - log_s0
     sigma = (s2 / s0 - mean_x * mean_x).clamp(min=0).sqrt()
     return logp_target, best_idx == targets, mu, sigma
+
+
+def _cache_keyword(model) -> str:
+    """The keyword a model's forward takes its key/value cache by: transformers 5 renamed
+    ``past_key_values`` to ``cache`` (the old name is deprecated and warns on every call)."""
+    try:
+        return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    except (TypeError, ValueError):
+        return "past_key_values"
+
+
+def _returned_cache(out):
+    return out["cache"] if "cache" in out.keys() else out.past_key_values
 
 
 @dataclass(frozen=True)
@@ -509,7 +523,8 @@ class ScoringEngine:
             next_position = positions[:, -1] + 1
         out = self.model(input_ids=ids, use_cache=True, **extra)
         forwarded, calls = ids.numel(), 1
-        cache, active = out.past_key_values, torch.arange(len(prompts), device=self.device)
+        cache_keyword = _cache_keyword(self.model)
+        cache, active = _returned_cache(out), torch.arange(len(prompts), device=self.device)
         next_tokens = out.logits[:, -1].argmax(-1)
         for step in range(budget):
             for row, tok in zip(active.tolist(), next_tokens.tolist()):
@@ -527,9 +542,9 @@ class ScoringEngine:
                 mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
                 extra = {"attention_mask": mask, "position_ids": next_position.unsqueeze(-1)}
                 next_position = next_position + 1
-            out = self.model(input_ids=next_tokens.unsqueeze(-1), past_key_values=cache, use_cache=True, **extra)
+            out = self.model(input_ids=next_tokens.unsqueeze(-1), use_cache=True, **{cache_keyword: cache}, **extra)
             forwarded, calls = forwarded + next_tokens.numel(), calls + 1
-            cache, next_tokens = out.past_key_values, out.logits[:, -1].argmax(-1)
+            cache, next_tokens = _returned_cache(out), out.logits[:, -1].argmax(-1)
         # every token but the last one of a row had to be forwarded: prompt + generated - 1
         unique = sum(len(p) + len(g) - 1 for p, g in zip(prompts, generated))
         self.counter.add("generation", forwarded, unique, calls=calls)
