@@ -14,7 +14,7 @@ from unlearnbench.method import Method
 from unlearnbench.registry import register_method
 
 
-@register_method("ft", summary="fine-tune on the retain set (classifiers, regression, diffusion)")
+@register_method("ft", summary="fine-tune on the retain set")
 class DiffusionFineTune(Method):
     name = "ft"
     needs = ("retain",)

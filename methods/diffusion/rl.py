@@ -14,7 +14,7 @@ from unlearnbench.method import Method
 from unlearnbench.registry import register_method
 
 
-@register_method("rl", summary="random labelling: forget-class prompts follow other classes' scores (diffusion)")
+@register_method("rl", summary="random labelling: forget-class prompts follow other classes' scores")
 class DiffusionRandomLabel(Method):
     name = "rl"
     needs = ("forget", "retain")

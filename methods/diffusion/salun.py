@@ -21,7 +21,7 @@ from unlearnbench.method import Method
 from unlearnbench.registry import register_method
 
 
-@register_method("salun", summary="saliency-masked random labelling (classifiers, diffusion)")
+@register_method("salun", summary="saliency-masked random labelling")
 class DiffusionSalUn(Method):
     name = "salun"
     needs = ("forget", "retain")

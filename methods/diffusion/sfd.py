@@ -55,7 +55,7 @@ def sid_loss(p_x: torch.Tensor, q_x: torch.Tensor, x0: torch.Tensor, alpha: floa
     return ((p_x - q_x) * ((p_x - x0) - alpha * (p_x - q_x)) / omega).flatten(1).sum(1)
 
 
-@register_method("sfd", summary="score forgetting distillation into a one-step generator, data-free (diffusion)")
+@register_method("sfd", summary="score forgetting distillation into a one-step generator, data-free")
 class ScoreForgettingDistillation(Method):
     name = "sfd"
     needs = ()

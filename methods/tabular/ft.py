@@ -15,7 +15,7 @@ from unlearnbench.tabular.recipes import AdamParams, adam_config
 from unlearnbench.tabular.regression import train_regressor
 
 
-@register_method("ft", summary="fine-tune on the retain set (classifiers, regression)")
+@register_method("ft", summary="fine-tune on the retain set")
 class RegressionFineTune(Method):
     name = "ft"
     needs = ("retain",)

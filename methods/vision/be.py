@@ -55,7 +55,7 @@ def drop_shadow(model: nn.Module) -> None:
     model.fc = head
 
 
-@register_method("be", summary="boundary expand: a shadow class absorbs the forget set, then is removed (classifiers)")
+@register_method("be", summary="boundary expand: a shadow class absorbs the forget set, then is removed")
 class BoundaryExpand(Method):
     name = "be"
     needs = ("forget", "retain")

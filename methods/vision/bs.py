@@ -51,7 +51,7 @@ def neighbour_labels(model: torch.nn.Module, x, y, eps: float, *, device=None, b
     return torch.cat(out).numpy().astype(np.int64) if out else np.zeros(0, dtype=np.int64)
 
 
-@register_method("bs", summary="boundary shrink: train forget samples towards their FGSM neighbour's class (classifiers)")
+@register_method("bs", summary="boundary shrink: train forget samples towards their FGSM neighbour's class")
 class BoundaryShrink(Method):
     name = "bs"
     needs = ("forget",)

@@ -17,7 +17,7 @@ from unlearnbench.vision.classifier import train_classifier
 from unlearnbench.vision.recipes import SGDParams, sgd_config
 
 
-@register_method("ft", summary="fine-tune on the retain set (classifiers, regression)")
+@register_method("ft", summary="fine-tune on the retain set")
 class ClassifierFineTune(Method):
     name = "ft"
     needs = ("retain",)

@@ -45,7 +45,7 @@ from unlearnbench.vision.classifier import iterate_batches
 SCOPES = ("all", "head")
 
 
-@register_method("iu", summary="influence unlearning: one WoodFisher Newton step (classifiers)")
+@register_method("iu", summary="influence unlearning: one WoodFisher Newton step")
 class InfluenceUnlearning(Method):
     name = "iu"
     needs = ("forget", "retain")

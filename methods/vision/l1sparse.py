@@ -34,7 +34,7 @@ def alpha_at(alpha: float, epoch: int, epochs: int) -> float:
     return alpha * (1.0 - epoch / max(1, epochs))
 
 
-@register_method("l1sparse", summary="fine-tune on retain with a decaying l1 sparsity penalty (classifiers)")
+@register_method("l1sparse", summary="fine-tune on retain with a decaying l1 sparsity penalty")
 class L1Sparse(Method):
     name = "l1sparse"
     needs = ("retain",)

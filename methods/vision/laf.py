@@ -89,7 +89,7 @@ def representation(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return captured[-1].flatten(1)
 
 
-@register_method("laf", summary="label-agnostic forgetting: VAEs on representations, no labels (classifiers)")
+@register_method("laf", summary="label-agnostic forgetting: VAEs on representations, no labels")
 class LabelAgnosticForgetting(Method):
     name = "laf"
     needs = ("forget", "retain", "reference")

@@ -18,7 +18,7 @@ from unlearnbench.vision.classifier import train_classifier
 from unlearnbench.vision.recipes import SGDParams, relabelled_training_set, sgd_config
 
 
-@register_method("rl", summary="random wrong labels on the forget set, trained with the retain set (classifiers)")
+@register_method("rl", summary="random wrong labels on the forget set, trained with the retain set")
 class RandomLabel(Method):
     name = "rl"
     needs = ("forget", "retain")

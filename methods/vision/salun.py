@@ -66,7 +66,7 @@ def saliency_mask(model: torch.nn.Module, x, y, ratio: float, *, device=None, ba
     return masks
 
 
-@register_method("salun", summary="saliency-masked random labelling (classifiers)")
+@register_method("salun", summary="saliency-masked random labelling")
 class SalUn(Method):
     name = "salun"
     needs = ("forget", "retain")

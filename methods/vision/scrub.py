@@ -40,7 +40,7 @@ def distill_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, tempe
     return F.kl_div(log_student, teacher, reduction="batchmean") * temperature**2
 
 
-@register_method("scrub", summary="SCRUB: max-KL to the original on forget, min CE+KL on retain (classifiers)")
+@register_method("scrub", summary="SCRUB: max-KL to the original on forget, min CE+KL on retain")
 class Scrub(Method):
     name = "scrub"
     needs = ("forget", "retain", "reference")

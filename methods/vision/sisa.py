@@ -40,7 +40,7 @@ from unlearnbench.vision.classifier import ShardEnsemble, build_classifier, clas
 FORMAT_VERSION = 1
 
 
-@register_method("sisa", summary="SISA: exact unlearning by sharded, sliced retraining (classifiers)")
+@register_method("sisa", summary="SISA: exact unlearning by sharded, sliced retraining")
 class Sisa(Method):
     name = "sisa"
     needs = ("train",)
