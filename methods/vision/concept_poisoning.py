@@ -43,7 +43,7 @@ VARIANTS = ("random", "targeted")
 
 @register_method("concept-poisoning",
                  summary="concepts located by a concept bottleneck + integrated gradients, then forget rows "
-                         "poisoned with random or concept-nearest labels (classifiers)")
+                         "poisoned with random or concept-nearest labels")
 class ConceptPoisoning(Method):
     name = "concept-poisoning"
     needs = ("forget", "retain", "train")
