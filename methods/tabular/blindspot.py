@@ -88,7 +88,7 @@ class _Capture:
 
 
 @register_method("blindspot",
-                 summary="blindspot: forget rows pulled towards a briefly trained retain-only proxy (regression)")
+                 summary="blindspot: forget rows pulled towards a briefly trained retain-only proxy")
 class Blindspot(Method):
     name = "blindspot"
     needs = ("forget", "retain", "recipe")

@@ -32,7 +32,7 @@ def gaussian_targets(y_train, n: int, seed: int) -> tuple[np.ndarray, float, flo
 
 
 @register_method("gaussian",
-                 summary="Gaussian amnesiac: random N(mean_y, sd_y) forget targets, one epoch on all rows (regression)")
+                 summary="Gaussian amnesiac: random N(mean_y, sd_y) forget targets, one epoch on all rows")
 class GaussianAmnesiac(Method):
     name = "gaussian"
     needs = ("forget", "retain")
