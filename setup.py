@@ -6,11 +6,13 @@ Every package below them and below ``unlearnbench/`` is found, not listed, so a 
 cannot silently drop out of the wheel (tests/test_wheel.py builds and installs one).
 """
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, find_packages, setup
 
 MAPPED = {"unlearnbench.tasks": "tasks", "unlearnbench.methods": "methods"}
 
-packages = find_packages(include=["unlearnbench", "unlearnbench.*"])
+# Namespace packages too: the data folders (report/templates, schema) are importable folders, and
+# setuptools warns about every one that is not listed.
+packages = find_namespace_packages(include=["unlearnbench", "unlearnbench.*"], exclude=["*.__pycache__"])
 for name, folder in MAPPED.items():
     packages += [name] + [f"{name}.{sub}" for sub in find_packages(folder)]
 
