@@ -413,7 +413,7 @@ def _trainable(model, params, ctx: RunContext):
     adapter (peft) when ``lora_r > 0`` (only the adapter's weights then train)."""
     if params.gradient_checkpointing:
         model.config.use_cache = False
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        _checkpointing(model, True)
     if params.lora_r > 0:
         try:
             from peft import LoraConfig, get_peft_model
@@ -437,6 +437,21 @@ def _trainable(model, params, ctx: RunContext):
     return model
 
 
+def _checkpointing(model, on: bool) -> None:
+    """Activation (gradient) checkpointing on or off, non-reentrant, by the name the installed
+    transformers gives it (5.x renamed ``gradient_checkpointing_*`` to ``activation_checkpointing_*``
+    and warns on the old names)."""
+    if hasattr(model, "activation_checkpointing_enable"):
+        if on:
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.activation_checkpointing_disable()
+    elif on:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_disable()
+
+
 def _finished(model, params, ctx: RunContext):
     """After training: gradient checkpointing off; a LoRA adapter kept for --save-model
     (``ctx.artifacts["lora"]``, a CPU copy of the adapter alone) and merged into the weights,
@@ -449,7 +464,7 @@ def _finished(model, params, ctx: RunContext):
         for p in model.parameters():  # as the target was: every weight trainable (GradNorm, relearning)
             p.requires_grad_(True)
     if params.gradient_checkpointing:
-        model.gradient_checkpointing_disable()
+        _checkpointing(model, False)
         model.config.use_cache = True
     return model.eval()
 
